@@ -1,0 +1,99 @@
+"""The Kafka adapter of the event log: an idempotent producer, acks from all in-sync replicas."""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from eventlog.port import LogHealth, LogRecord, LogUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaLogSettings:
+    """Where the log lives and how long an append may wait for the broker."""
+
+    bootstrap_servers: str
+    topic: str
+    append_timeout_s: float = 10.0
+    linger_ms: int = 2
+
+
+class KafkaEventLog:
+    """Appends to one Kafka topic, keyed by customer address so each customer's events stay ordered."""
+
+    def __init__(self, settings: KafkaLogSettings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        try:
+            await self._connect()
+        except LogUnavailable as error:
+            log.warning("event log not reachable at start-up, will retry on demand: %s", error)
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def append(self, records: Sequence[LogRecord]) -> None:
+        producer = await self._connect()
+        topic = self._settings.topic
+        try:
+            async with asyncio.timeout(self._settings.append_timeout_s):
+                sent = [await producer.send(topic, value=r.value, key=r.key) for r in records]
+                await asyncio.gather(*sent)
+        except (KafkaError, TimeoutError) as error:
+            raise LogUnavailable(f"append to {topic!r} failed: {error!r}") from error
+
+    async def health(self) -> LogHealth:
+        try:
+            producer = await self._connect()
+            async with asyncio.timeout(self._settings.append_timeout_s):
+                partitions = await producer.partitions_for(self._settings.topic)
+        except (LogUnavailable, KafkaError, TimeoutError) as error:
+            return LogHealth(ok=False, detail=f"kafka: {error}")
+        return LogHealth(ok=True, detail=f"kafka topic {self._settings.topic} ({len(partitions)} partitions)")
+
+    async def _connect(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._settings.bootstrap_servers,
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=self._settings.linger_ms,
+                    request_timeout_ms=int(self._settings.append_timeout_s * 1000),
+                )
+                try:
+                    await producer.start()
+                except KafkaError as error:
+                    await producer.stop()
+                    raise LogUnavailable(f"kafka at {self._settings.bootstrap_servers}: {error!r}") from error
+                self._producer = producer
+            return self._producer
+
+
+async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], replication_factor: int = 1) -> None:
+    """Creates each topic with its partition count if it does not exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, partitions, replication_factor) for name, partitions in topics.items() if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""The webhook ingester: verifies, validates and durably appends Brevo events to the log."""

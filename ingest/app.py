@@ -1,0 +1,142 @@
+"""The aiohttp ingester: `POST /webhooks/brevo` answers 200 only once the events are in the log."""
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+
+from eventlog.port import EventLog, LogRecord, LogUnavailable
+from ingest.auth import is_authentic
+from ingest.config import IngestSettings
+from schemas.brevo import InvalidEvent, canonicalize, split_body
+from schemas.event import CanonicalEvent, encode_event
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", IngestSettings)
+EVENT_LOG = web.AppKey("event_log", EventLog)
+STARTED = web.AppKey("started_monotonic", float)
+
+_JSON_TYPES = ("application/json",)
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """A JSON error body: `{"error": <reason phrase>, "message": <what to fix>}`."""
+    return json_response({"error": web.Response(status=status).reason, "message": message}, status)
+
+
+async def _read_authentic_body(request: web.Request) -> bytes | web.Response:
+    settings = request.app[SETTINGS]
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        return json_error(413, f"body larger than {settings.max_body_bytes} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, f"body larger than {settings.max_body_bytes} bytes")
+    if not is_authentic(settings, request.headers, body):
+        log.warning("rejected webhook with a missing or invalid signature or token")
+        return json_error(401, "missing or invalid X-Brevo-Signature or bearer token")
+    if request.content_type not in _JSON_TYPES:
+        return json_error(415, "Content-Type must be application/json")
+    return body
+
+
+def _canonical_events(body: bytes, received_at: datetime) -> list[CanonicalEvent] | web.Response:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return json_error(400, f"malformed JSON: {error}")
+    try:
+        raw_events = split_body(parsed)
+        events = []
+        for index, (raw, inbound) in enumerate(raw_events):
+            try:
+                events.append(canonicalize(raw, received_at, inbound=inbound))
+            except InvalidEvent as error:
+                raise InvalidEvent(f"event {index}: {error}" if len(raw_events) > 1 else str(error)) from error
+    except InvalidEvent as error:
+        return json_error(400, str(error))
+    return events
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    """Verifies, validates, appends every event of the body, then answers with their ids."""
+    body = await _read_authentic_body(request)
+    if isinstance(body, web.Response):
+        return body
+    events = _canonical_events(body, datetime.now(UTC))
+    if isinstance(events, web.Response):
+        return events
+    records = [LogRecord(key=event.key.encode(), value=encode_event(event)) for event in events]
+    try:
+        await request.app[EVENT_LOG].append(records)
+    except LogUnavailable as error:
+        log.error("event log unavailable, asking Brevo to retry: %s", error)
+        return json_error(503, "event log unavailable, retry later")
+    return json_response({"success": True, "accepted": len(events), "event_ids": [e.event_id for e in events]})
+
+
+async def test_webhook(request: web.Request) -> web.Response:
+    """Checks authentication and, when a body is given, what it would become, without touching the log."""
+    body = await _read_authentic_body(request)
+    if isinstance(body, web.Response):
+        return body
+    received_at = datetime.now(UTC)
+    preview: list[dict[str, str | None]] = []
+    if body.strip():
+        events = _canonical_events(body, received_at)
+        if isinstance(events, web.Response):
+            return events
+        preview = [{"event_id": e.event_id, "type": e.type.value, "address": e.address} for e in events]
+    return json_response(
+        {
+            "success": True,
+            "message": "Test webhook processed successfully",
+            "receivedAt": received_at.isoformat(),
+            "events": preview,
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """200 with its checks when the log takes appends, 503 when it does not."""
+    settings = request.app[SETTINGS]
+    if not settings.public_health and not is_authentic(settings, request.headers, b""):
+        return json_error(401, "missing or invalid bearer token (or set TAJO_PUBLIC_HEALTH=true)")
+    log_health = await request.app[EVENT_LOG].health()
+    status = "ok" if log_health.ok else "unavailable"
+    return json_response(
+        {
+            "status": "healthy" if log_health.ok else "unhealthy",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "uptime_s": round(time.monotonic() - request.app[STARTED], 3),
+            "checks": {"event_log": {"status": status, "detail": log_health.detail}},
+        },
+        200 if log_health.ok else 503,
+    )
+
+
+def create_app(settings: IngestSettings, event_log: EventLog) -> web.Application:
+    """The ingester app; it opens the log on start-up and closes it on clean-up."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[EVENT_LOG] = event_log
+    app[STARTED] = time.monotonic()
+
+    async def open_log(app: web.Application) -> object:
+        await app[EVENT_LOG].start()
+        yield
+        await app[EVENT_LOG].stop()
+
+    app.cleanup_ctx.append(open_log)
+    app.router.add_post("/webhooks/brevo", receive_webhook)
+    app.router.add_post("/webhooks/brevo/test", test_webhook)
+    app.router.add_get("/webhooks/brevo/health", health)
+    return app

@@ -1,0 +1,73 @@
+"""Feeds the read model from the engagement table's Kafka changelog, from offset zero, on every partition."""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from projections.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class ChangelogFeeder:
+    """Tails a compacted changelog topic and applies each record to a state store."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, store: StateStore) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._topic = topic
+        self._store = store
+        self._task: asyncio.Task[None] | None = None
+        self.applied = 0
+
+    async def start(self) -> None:
+        """Starts tailing in the background; the topic may not exist yet."""
+        self._task = asyncio.create_task(self._run(), name=f"changelog-feeder:{self._topic}")
+
+    async def stop(self) -> None:
+        """Stops tailing."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._tail()
+            except KafkaError as error:
+                log.warning("changelog %s unreachable, retrying: %r", self._topic, error)
+                await asyncio.sleep(1.0)
+
+    async def _tail(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        if record.key is not None:
+                            self._store.apply(record.key.decode(), record.value)
+                            self.applied += 1
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        while True:
+            found = consumer.partitions_for_topic(self._topic)
+            if found:
+                return [TopicPartition(self._topic, p) for p in sorted(found)]
+            await consumer.topics()  # refreshes metadata
+            await asyncio.sleep(0.5)

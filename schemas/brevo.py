@@ -1,0 +1,158 @@
+"""Turns Brevo webhook bodies, in the seed guide's dialect or real Brevo's, into canonical events."""
+
+import hashlib
+import math
+import re
+from datetime import datetime
+
+import orjson
+from pydantic import JsonValue
+
+from schemas.event import CanonicalEvent, from_epoch_ms
+from schemas.event_types import EMAIL_NAMES, NEEDS_EMAIL, NEEDS_PHONE, SMS_NAMES, EventType
+
+RawEvent = dict[str, JsonValue]
+
+_EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
+_PHONE_NOISE = str.maketrans("", "", " -.()/")
+# Keys that name the webhook or the delivery rather than the event: left out of the event id.
+_NOT_CONTENT = frozenset({"id"})
+_MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z, the last moment a datetime holds
+
+
+class InvalidEvent(ValueError):
+    """A webhook body or event that cannot become a canonical event; the message says why."""
+
+
+def split_body(body: object) -> list[tuple[RawEvent, bool]]:
+    """The events of one webhook body: a single object, a batch array, or inbound `{"items": [...]}`.
+
+    Each event comes with a flag that is true for inbound-parsing items.
+    """
+    if isinstance(body, dict):
+        items = body.get("items")
+        if "event" not in body and isinstance(items, list):
+            return [(_as_object(item, index), True) for index, item in enumerate(items)] or _empty()
+        return [(body, False)]
+    if isinstance(body, list):
+        return [(_as_object(item, index), False) for index, item in enumerate(body)] or _empty()
+    raise InvalidEvent("body must be a JSON object, an array of objects, or {\"items\": [...]}")
+
+
+def _as_object(item: object, index: int) -> RawEvent:
+    if not isinstance(item, dict):
+        raise InvalidEvent(f"event {index}: must be a JSON object")
+    return item
+
+
+def _empty() -> list[tuple[RawEvent, bool]]:
+    raise InvalidEvent("batch holds no events")
+
+
+def canonicalize(raw: RawEvent, received_at: datetime, *, inbound: bool = False) -> CanonicalEvent:
+    """One raw Brevo event as a canonical event; raises InvalidEvent when it cannot be keyed."""
+    if inbound:
+        source, kind = "inbound", EventType.UNKNOWN
+    elif _is_sms(raw):
+        source = _name(raw, "event") or _name(raw, "msg_status")
+        kind = SMS_NAMES.get(source, EventType.UNKNOWN)
+    else:
+        source = _name(raw, "event")
+        kind = EMAIL_NAMES.get(source, EventType.UNKNOWN)
+    if not source:
+        raise InvalidEvent("missing `event`")
+    return CanonicalEvent(
+        event_id=event_id(raw),
+        type=kind,
+        source_event=source,
+        address=_address(raw, kind),
+        occurred_at=_occurred_at(raw, received_at),
+        received_at=received_at,
+        payload=raw,
+    )
+
+
+def event_id(raw: RawEvent) -> str:
+    """A digest of the event's content: equal for a re-sent event, different for any other."""
+    content = {key: value for key, value in raw.items() if key not in _NOT_CONTENT}
+    return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def normalize_email(value: JsonValue) -> str | None:
+    """The email lower-cased and trimmed, or None when it is not an email address."""
+    if not isinstance(value, str):
+        return None
+    email = value.strip().lower()
+    return email if _EMAIL.match(email) else None
+
+
+def normalize_phone(value: JsonValue) -> str | None:
+    """The phone in E.164 (`+` and 8 to 15 digits, country code first), or None."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip().translate(_PHONE_NOISE)
+    if text.startswith("+"):
+        digits = text[1:]
+    elif text.startswith("00"):
+        digits = text[2:]
+    else:
+        digits = text
+    if not (digits.isdigit() and digits.isascii() and 8 <= len(digits) <= 15) or digits[0] == "0":
+        return None
+    return "+" + digits
+
+
+def _name(raw: RawEvent, key: str) -> str:
+    value = raw.get(key)
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
+def _is_sms(raw: RawEvent) -> bool:
+    if "msg_status" in raw or _name(raw, "event").startswith("sms_"):
+        return True
+    return "email" not in raw and ("to" in raw or "phone" in raw)
+
+
+def _phone_field(raw: RawEvent) -> JsonValue:
+    return raw.get("phone", raw.get("to"))
+
+
+def _address(raw: RawEvent, kind: EventType) -> str | None:
+    if kind in NEEDS_EMAIL:
+        if raw.get("email") in (None, ""):
+            raise InvalidEvent("missing `email`")
+        email = normalize_email(raw["email"])
+        if email is None:
+            raise InvalidEvent("`email` is not an email address")
+        return email
+    if kind in NEEDS_PHONE:
+        if _phone_field(raw) in (None, ""):
+            raise InvalidEvent("missing `phone` (or `to`)")
+        phone = normalize_phone(_phone_field(raw))
+        if phone is None:
+            raise InvalidEvent("phone is not an international number (country code and 8 to 15 digits)")
+        return phone
+    return normalize_email(raw.get("email")) or normalize_phone(_phone_field(raw))
+
+
+def _occurred_at(raw: RawEvent, received_at: datetime) -> datetime:
+    for key, scale in (("ts_epoch", 1), ("ts_event", 1000), ("ts", 1000)):
+        number = _number(raw.get(key))
+        if number is not None and 0 < number * scale < _MAX_MS:
+            return from_epoch_ms(round(number * scale))
+    return received_at
+
+
+def _number(value: JsonValue) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None

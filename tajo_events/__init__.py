@@ -1,0 +1,1 @@
+"""tajo-events: receiver and stream processor for Brevo engagement webhooks."""
