@@ -32,7 +32,7 @@ def json_error(status: int, message: str) -> web.Response:
     return json_response({"error": web.Response(status=status).reason, "message": message}, status)
 
 
-async def _read_authentic_body(request: web.Request) -> bytes | web.Response:
+async def _read_authentic_body(request: web.Request, *, allow_empty: bool = False) -> bytes | web.Response:
     settings = request.app[SETTINGS]
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         return json_error(413, f"body larger than {settings.max_body_bytes} bytes")
@@ -43,7 +43,7 @@ async def _read_authentic_body(request: web.Request) -> bytes | web.Response:
     if not is_authentic(settings, request.headers, body):
         log.warning("rejected webhook with a missing or invalid signature or token")
         return json_error(401, "missing or invalid X-Brevo-Signature or bearer token")
-    if request.content_type not in _JSON_TYPES:
+    if request.content_type not in _JSON_TYPES and not (allow_empty and not body):
         return json_error(415, "Content-Type must be application/json")
     return body
 
@@ -85,12 +85,12 @@ async def receive_webhook(request: web.Request) -> web.Response:
 
 async def test_webhook(request: web.Request) -> web.Response:
     """Checks authentication and, when a body is given, what it would become, without touching the log."""
-    body = await _read_authentic_body(request)
+    body = await _read_authentic_body(request, allow_empty=True)
     if isinstance(body, web.Response):
         return body
     received_at = datetime.now(UTC)
     preview: list[dict[str, str | None]] = []
-    if body.strip():
+    if body:
         events = _canonical_events(body, received_at)
         if isinstance(events, web.Response):
             return events

@@ -66,8 +66,8 @@ class ChangelogFeeder:
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while True:
-            found = consumer.partitions_for_topic(self._topic)
+            cluster = await consumer._client.fetch_all_metadata()  # public topics() drops partitions
+            found = cluster.partitions_for_topic(self._topic)
             if found:
                 return [TopicPartition(self._topic, p) for p in sorted(found)]
-            await consumer.topics()  # refreshes metadata
             await asyncio.sleep(0.5)

@@ -1,0 +1,160 @@
+"""The `tajo-events` command: run the ingester, the Faust worker, the projections API, or all of them."""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
+from ingest.app import create_app as create_ingest_app
+from ingest.config import ConfigError, IngestSettings
+from projections.api import ApiSettings
+from projections.api import create_app as create_projections_app
+from projections.changelog import ChangelogFeeder
+from projections.store import MemoryStateStore
+from tajo_events.settings import PipelineSettings
+
+if TYPE_CHECKING:
+    from streams.app import WorkerSettings
+
+log = logging.getLogger("tajo_events")
+
+
+def _worker_settings(pipeline: PipelineSettings, web_port: int) -> "WorkerSettings":
+    from streams.app import WorkerSettings  # Faust is imported only by the commands that run it
+
+    return WorkerSettings(
+        bootstrap_servers=pipeline.require_kafka(),
+        events_topic=pipeline.events_topic,
+        partitions=pipeline.partitions,
+        replication_factor=pipeline.replication_factor,
+        app_id=pipeline.app_id,
+        data_dir=pipeline.data_dir / f"worker-{web_port}",
+        web_port=web_port,
+    )
+
+
+async def _prepare_topics(pipeline: PipelineSettings) -> None:
+    await ensure_topics(
+        pipeline.require_kafka(), {pipeline.events_topic: pipeline.partitions}, pipeline.replication_factor
+    )
+
+
+def _ingest_app(pipeline: PipelineSettings) -> web.Application:
+    settings = IngestSettings.from_env(os.environ)
+    event_log = KafkaEventLog(KafkaLogSettings(pipeline.require_kafka(), pipeline.events_topic))
+    return create_ingest_app(settings, event_log)
+
+
+def _projections_app(pipeline: PipelineSettings) -> web.Application:
+    from streams.app import ENGAGEMENT_TABLE
+
+    store = MemoryStateStore()
+    changelog = f"{pipeline.app_id}-{ENGAGEMENT_TABLE}-changelog"
+    feeder = ChangelogFeeder(pipeline.require_kafka(), changelog, store)
+    return create_projections_app(ApiSettings(pipeline.require_api_token()), store, feeder)
+
+
+def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
+    """Runs the webhook ingester until interrupted."""
+    app = _ingest_app(pipeline)
+    asyncio.run(_prepare_topics(pipeline))
+    web.run_app(app, host=host, port=port, print=_announce("ingester"))
+    return 0
+
+
+def run_projections(pipeline: PipelineSettings, host: str, port: int) -> int:
+    """Runs the projections API until interrupted."""
+    web.run_app(_projections_app(pipeline), host=host, port=port, print=_announce("projections API"))
+    return 0
+
+
+def run_worker(pipeline: PipelineSettings, web_port: int) -> int:
+    """Runs one Faust worker that folds the events topic into the engagement table."""
+    from faust.worker import Worker
+
+    from streams.app import create_faust_app
+
+    settings = _worker_settings(pipeline, web_port)
+    asyncio.run(_prepare_topics(pipeline))
+    app = create_faust_app(settings)
+    Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    return 0
+
+
+def run_serve(pipeline: PipelineSettings, host: str, port: int, worker_web_port: int) -> int:
+    """Runs ingester and projections API on one port, and a Faust worker beside them."""
+    asyncio.run(_prepare_topics(pipeline))
+    app = _ingest_app(pipeline)
+    app.add_subapp("/api/", _projections_app(pipeline))
+    worker = subprocess.Popen(  # noqa: S603 - our own command, with our own interpreter
+        [sys.executable, "-m", "tajo_events.cli", "worker", "--web-port", str(worker_web_port)]
+    )
+    try:
+        web.run_app(app, host=host, port=port, print=_announce("tajo-events"))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    return 0
+
+
+def _announce(what: str) -> Callable[..., None]:
+    def printer(message: object) -> None:
+        log.info("%s: %s", what, message)
+
+    return printer
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per service."""
+    parser = argparse.ArgumentParser(prog="tajo-events", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, default_port, help_text in [
+        ("ingest", 8080, "run the webhook ingester (POST /webhooks/brevo)"),
+        ("projections", 8081, "run the projections API (GET /customers/{address})"),
+        ("serve", 8080, "run ingester, Faust worker and projections API (under /api/) together"),
+    ]:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=default_port)
+        if name == "serve":
+            command.add_argument("--worker-web-port", type=int, default=6066)
+    worker = commands.add_parser("worker", help="run a Faust worker folding events into the engagement table")
+    worker.add_argument("--web-port", type=int, default=6066)
+    kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker from Maven Central jars")
+    kafka.add_argument("--port", type=int, default=9092)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tajo-events` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        pipeline = PipelineSettings.from_env(os.environ)
+        if args.command == "ingest":
+            return run_ingest(pipeline, args.host, args.port)
+        if args.command == "projections":
+            return run_projections(pipeline, args.host, args.port)
+        if args.command == "worker":
+            return run_worker(pipeline, args.web_port)
+        if args.command == "serve":
+            return run_serve(pipeline, args.host, args.port, args.worker_web_port)
+        from tajo_events.kafka_local import main as kafka_main
+
+        return kafka_main(["--port", str(args.port)])
+    except ConfigError as error:
+        sys.stderr.write(f"tajo-events: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Settings shared by the services, read from the environment in one place."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.config import ConfigError
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(env.get(name, default))
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an integer") from error
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """Where the log lives and how the services share it."""
+
+    bootstrap_servers: str | None
+    events_topic: str
+    partitions: int
+    replication_factor: int
+    app_id: str
+    data_dir: Path
+    api_token: str | None = field(repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "PipelineSettings":
+        """Settings from KAFKA_BOOTSTRAP_SERVERS, TAJO_EVENTS_TOPIC, TAJO_PARTITIONS, TAJO_REPLICATION_FACTOR,
+        TAJO_APP_ID, TAJO_DATA_DIR and TAJO_API_TOKEN."""
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            events_topic=env.get("TAJO_EVENTS_TOPIC", "tajo.events"),
+            partitions=_int(env, "TAJO_PARTITIONS", 4),
+            replication_factor=_int(env, "TAJO_REPLICATION_FACTOR", 1),
+            app_id=env.get("TAJO_APP_ID", "tajo-events"),
+            data_dir=Path(env.get("TAJO_DATA_DIR", ".tajo-data")),
+            api_token=env.get("TAJO_API_TOKEN") or None,
+        )
+
+    def require_kafka(self) -> str:
+        """The bootstrap servers, or a clear error when none are configured."""
+        if not self.bootstrap_servers:
+            raise ConfigError("set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092; `make kafka` starts a broker)")
+        return self.bootstrap_servers
+
+    def require_api_token(self) -> str:
+        """The projections API token, or a clear error: the API is never open by default."""
+        if not self.api_token:
+            raise ConfigError("refusing to start an open projections API: set TAJO_API_TOKEN")
+        return self.api_token
