@@ -24,6 +24,7 @@ class WorkerSettings:
     app_id: str = "tajo-events"
     data_dir: Path = Path(".tajo-data/worker")
     web_port: int = 6066
+    session_timeout_s: float = 30.0
 
     @property
     def changelog_topic(self) -> str:
@@ -59,6 +60,8 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         autodiscover=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
     )
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions

@@ -38,6 +38,7 @@ def _worker_settings(pipeline: PipelineSettings, web_port: int) -> "WorkerSettin
         app_id=pipeline.app_id,
         data_dir=pipeline.data_dir / f"worker-{web_port}",
         web_port=web_port,
+        session_timeout_s=pipeline.session_timeout_s,
     )
 
 
@@ -84,6 +85,7 @@ def run_worker(pipeline: PipelineSettings, web_port: int) -> int:
 
     settings = _worker_settings(pipeline, web_port)
     asyncio.run(_prepare_topics(pipeline))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_faust_app(settings)
     Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
     return 0

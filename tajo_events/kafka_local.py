@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -33,7 +34,6 @@ import tempfile
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -57,7 +57,6 @@ LOG4J_CONFIG = RESOURCE_DIR / "log4j2.properties"
 MIN_JAVA = 17
 READY_LINE = "Kafka Server started"
 _MARKER = ".complete"
-_POM_NS = "{http://maven.apache.org/POM/4.0.0}"
 
 
 class KafkaLocalError(RuntimeError):
@@ -65,11 +64,10 @@ class KafkaLocalError(RuntimeError):
 
 
 def _kafka_version() -> str:
-    root = ET.parse(POM_PATH).getroot()
-    node = root.find(f"{_POM_NS}properties/{_POM_NS}kafka.version")
-    if node is None or not (node.text or "").strip():
+    match = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", POM_PATH.read_text())
+    if match is None:
         raise KafkaLocalError(f"no <kafka.version> property in {POM_PATH}")
-    return (node.text or "").strip()
+    return match.group(1)
 
 
 KAFKA_VERSION = _kafka_version()
@@ -79,7 +77,7 @@ KAFKA_VERSION = _kafka_version()
 
 
 def default_cache_dir() -> Path:
-    """Folder that holds ``libs/`` (``$TAJO_KAFKA_CACHE`` or ``~/.cache/tajo-events/kafka-<v>``)."""
+    """Return the folder that holds ``libs/``: ``$TAJO_KAFKA_CACHE`` or ``~/.cache/tajo-events/kafka-<v>``."""
     env = os.environ.get("TAJO_KAFKA_CACHE")
     if env:
         return Path(env).expanduser()
@@ -138,7 +136,7 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
                 f"-DoutputDirectory={work / 'libs'}",
                 "-DincludeScope=runtime",
             ]
-            proc = subprocess.run(
+            proc = subprocess.run(  # noqa: S603 - mvn from PATH, our own arguments
                 cmd,
                 cwd=work,
                 stdin=subprocess.DEVNULL,
@@ -150,9 +148,7 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
             jars = list((work / "libs").glob("*.jar"))
             if proc.returncode != 0 or not jars:
                 out = _tail(proc.stdout + proc.stderr, 40)
-                raise KafkaLocalError(
-                    f"fetching Kafka jars failed ({' '.join(cmd)}):\n{out}"
-                )
+                raise KafkaLocalError(f"fetching Kafka jars failed ({' '.join(cmd)}):\n{out}")
             if libs.exists():
                 shutil.rmtree(libs)
             (work / "libs").rename(libs)
@@ -168,7 +164,7 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
 
 
 def find_java() -> str:
-    """The ``java`` executable: ``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH."""
+    """Return the ``java`` executable: ``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH."""
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
         return str(Path(home) / "bin" / "java")
@@ -182,9 +178,9 @@ def find_java() -> str:
 
 
 def java_major_version(java: str) -> int:
-    """Major version of ``java`` as told by ``java -version`` (8 for "1.8.0_x")."""
+    """Return the major version that ``java -version`` tells (8 for "1.8.0_x")."""
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 - java found by find_java
             [java, "-version"], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -192,9 +188,7 @@ def java_major_version(java: str) -> int:
     text = proc.stderr + proc.stdout
     match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
     if match is None:
-        raise KafkaLocalError(
-            f"cannot read the Java version from '{java} -version':\n{text}"
-        )
+        raise KafkaLocalError(f"cannot read the Java version from '{java} -version':\n{text}")
     major = int(match.group(1))
     if major == 1 and match.group(2):
         major = int(match.group(2))
@@ -242,12 +236,12 @@ def _port_is_free(port: int) -> bool:
 
 
 def _cluster_id() -> str:
-    """A random Kafka cluster id: url-safe base64 of a UUID without padding."""
+    """Make a random Kafka cluster id: url-safe base64 of a UUID without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def _api_versions_ok(port: int, timeout: float = 2.0) -> bool:
-    """True when the broker answers an ApiVersions (v0) request without error."""
+    """Tell whether the broker answers an ApiVersions (v0) request without error."""
     client_id = b"tajo-local-kafka"
     body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
     try:
@@ -287,7 +281,7 @@ class LocalKafka:
     same broker on the same ports with its topics and offsets.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         *,
         port: int | None = None,
@@ -319,24 +313,29 @@ class LocalKafka:
 
     @property
     def bootstrap_servers(self) -> str:
+        """Return ``"127.0.0.1:<port>"`` for Kafka clients."""
         if self.port is None:
             raise KafkaLocalError("the broker has not been started")
         return f"127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
+        """Return the broker's log file (stdout and stderr of the JVM)."""
         if self.dir is None:
             raise KafkaLocalError("the broker has not been started")
         return self.dir / "broker.log"
 
     @property
     def pid(self) -> int | None:
+        """Return the broker's process id while it runs."""
         return self._proc.pid if self._proc is not None else None
 
     def is_running(self) -> bool:
+        """Tell whether the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
+        """Return the last ``lines`` lines of the broker log."""
         return _read_tail(self.log_path, lines) if self.dir is not None else "(no log)"
 
     # -- lifecycle
@@ -381,7 +380,8 @@ class LocalKafka:
         if not self._formatted:
             self._pick_ports()
             self._write_config()
-        assert self.port is not None
+        if self.port is None:
+            raise KafkaLocalError("no port chosen")
         classpath = f"{libs}/*"
         props = self.dir / "server.properties"
         logging_opts = [
@@ -390,7 +390,7 @@ class LocalKafka:
             "-Djava.awt.headless=true",
         ]
         if not self._formatted:
-            fmt = subprocess.run(
+            fmt = subprocess.run(  # noqa: S603 - java found by find_java
                 [
                     java,
                     "-Xmx256M",
@@ -418,8 +418,9 @@ class LocalKafka:
                 )
             self._formatted = True
         started = time.monotonic()
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: S603 - java found by find_java
                 [
                     java,
                     f"-Xmx{self.heap}",
@@ -439,7 +440,7 @@ class LocalKafka:
                 start_new_session=True,
             )
         atexit.register(self._atexit)
-        self._wait_ready(started)
+        self._wait_ready(started, log_start)
         self.startup_seconds = time.monotonic() - started
 
     def _pick_ports(self) -> None:
@@ -454,14 +455,13 @@ class LocalKafka:
         self.port, self.controller_port = port, controller
 
     def _write_config(self) -> None:
-        assert self.dir is not None
+        if self.dir is None:
+            raise KafkaLocalError("no broker folder")
         config = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
+            "listeners": (f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"),
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -477,6 +477,11 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Let test clients use short group session timeouts (Faust: broker_session_timeout).
+            "group.min.session.timeout.ms": "1000",
+            # A broker restarted after kill() re-registers once its old session expires (default 9 s).
+            "broker.session.timeout.ms": "3000",
+            "broker.heartbeat.interval.ms": "500",
             "default.replication.factor": "1",
             "min.insync.replicas": "1",
         }
@@ -484,8 +489,9 @@ class LocalKafka:
         text = "".join(f"{key}={value}\n" for key, value in config.items())
         (self.dir / "server.properties").write_text(text)
 
-    def _wait_ready(self, started: float) -> None:
-        assert self._proc is not None and self.port is not None
+    def _wait_ready(self, started: float, log_start: int) -> None:
+        if self._proc is None or self.port is None:
+            raise KafkaLocalError("the broker process was not started")
         deadline = started + self.startup_timeout
         while time.monotonic() < deadline:
             code = self._proc.poll()
@@ -494,7 +500,7 @@ class LocalKafka:
                     f"Kafka broker exited with code {code} while starting; "
                     f"log {self.log_path}:\n{self.log_tail()}"
                 )
-            if READY_LINE in self.log_tail(400) and _api_versions_ok(self.port):
+            if self._logged_since(log_start, READY_LINE) and _api_versions_ok(self.port):
                 return
             time.sleep(0.2)
         raise KafkaLocalError(
@@ -502,13 +508,20 @@ class LocalKafka:
             f"{self.startup_timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
         )
 
+    def _logged_since(self, offset: int, text: str) -> bool:
+        """Tell whether ``text`` is in the broker log after byte ``offset`` (this run only)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return text.encode() in log.read()
+        except OSError:
+            return False
+
     def _signal(self, sig: signal.Signals) -> None:
         if self._proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def kill(self) -> None:
         """SIGKILL the broker (a crash); the data stays so ``start()`` can restart it."""
@@ -548,12 +561,12 @@ class LocalKafka:
 
 
 def broker_available_via_docker(timeout: float = 5.0) -> bool:
-    """True only if a Docker engine answers (``docker info`` exits 0 within ``timeout``)."""
+    """Tell whether a Docker engine answers: ``docker info`` exits 0 within ``timeout`` seconds."""
     docker = shutil.which("docker")
     if docker is None:
         return False
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 - docker from PATH
             [docker, "info"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -575,22 +588,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="tajo-events kafka",
         description=f"Run a local single-node Apache Kafka {KAFKA_VERSION} broker (KRaft).",
     )
-    parser.add_argument(
-        "--port", type=int, default=9092, help="client port (default 9092)"
-    )
+    parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
     parser.add_argument(
         "--controller-port",
         type=int,
         default=None,
         help="KRaft controller port (default port+1 if free, else any free port)",
     )
-    parser.add_argument(
-        "--partitions", type=int, default=1, help="num.partitions (default 1)"
-    )
+    parser.add_argument("--partitions", type=int, default=1, help="num.partitions (default 1)")
     parser.add_argument("--heap", default="512M", help="JVM max heap (default 512M)")
-    parser.add_argument(
-        "--keep-dir", action="store_true", help="keep the data folder on exit"
-    )
+    parser.add_argument("--keep-dir", action="store_true", help="keep the data folder on exit")
     args = parser.parse_args(argv)
 
     if not _port_is_free(args.port):
@@ -598,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     old_term = signal.signal(signal.SIGTERM, on_signal)

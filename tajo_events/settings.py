@@ -25,11 +25,12 @@ class PipelineSettings:
     app_id: str
     data_dir: Path
     api_token: str | None = field(repr=False)
+    session_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "PipelineSettings":
         """Settings from KAFKA_BOOTSTRAP_SERVERS, TAJO_EVENTS_TOPIC, TAJO_PARTITIONS, TAJO_REPLICATION_FACTOR,
-        TAJO_APP_ID, TAJO_DATA_DIR and TAJO_API_TOKEN."""
+        TAJO_APP_ID, TAJO_DATA_DIR, TAJO_API_TOKEN and TAJO_SESSION_TIMEOUT_S."""
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             events_topic=env.get("TAJO_EVENTS_TOPIC", "tajo.events"),
@@ -38,6 +39,7 @@ class PipelineSettings:
             app_id=env.get("TAJO_APP_ID", "tajo-events"),
             data_dir=Path(env.get("TAJO_DATA_DIR", ".tajo-data")),
             api_token=env.get("TAJO_API_TOKEN") or None,
+            session_timeout_s=_int(env, "TAJO_SESSION_TIMEOUT_S", 30),
         )
 
     def require_kafka(self) -> str:
