@@ -1,6 +1,7 @@
 """The Kafka adapter of the event log: an idempotent producer, acks from all in-sync replicas."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,11 +90,13 @@ async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], replicat
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, replication_factor) for name, partitions in topics.items() if name not in existing]
+        missing = [
+            NewTopic(name, partitions, replication_factor)
+            for name, partitions in topics.items()
+            if name not in existing
+        ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process created it meanwhile
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

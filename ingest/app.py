@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -60,7 +61,9 @@ def _canonical_events(body: bytes, received_at: datetime) -> list[CanonicalEvent
             try:
                 events.append(canonicalize(raw, received_at, inbound=inbound))
             except InvalidEvent as error:
-                raise InvalidEvent(f"event {index}: {error}" if len(raw_events) > 1 else str(error)) from error
+                raise InvalidEvent(
+                    f"event {index}: {error}" if len(raw_events) > 1 else str(error)
+                ) from error
     except InvalidEvent as error:
         return json_error(400, str(error))
     return events
@@ -80,7 +83,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
     except LogUnavailable as error:
         log.error("event log unavailable, asking Brevo to retry: %s", error)
         return json_error(503, "event log unavailable, retry later")
-    return json_response({"success": True, "accepted": len(events), "event_ids": [e.event_id for e in events]})
+    return json_response(
+        {"success": True, "accepted": len(events), "event_ids": [e.event_id for e in events]}
+    )
 
 
 async def test_webhook(request: web.Request) -> web.Response:
@@ -130,7 +135,7 @@ def create_app(settings: IngestSettings, event_log: EventLog) -> web.Application
     app[EVENT_LOG] = event_log
     app[STARTED] = time.monotonic()
 
-    async def open_log(app: web.Application) -> object:
+    async def open_log(app: web.Application) -> AsyncIterator[None]:
         await app[EVENT_LOG].start()
         yield
         await app[EVENT_LOG].stop()

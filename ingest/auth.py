@@ -12,7 +12,7 @@ _BEARER_PREFIX = "bearer "
 
 
 def sign(secret: bytes, body: bytes) -> str:
-    """The `X-Brevo-Signature` value for a body: `sha256=` and the hex HMAC-SHA256 (bare hex is accepted too)."""
+    """The `X-Brevo-Signature` value for a body: `sha256=` and the hex HMAC-SHA256 (bare hex is accepted)."""
     return _SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 

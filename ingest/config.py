@@ -30,7 +30,7 @@ class IngestSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "IngestSettings":
-        """Settings from BREVO_WEBHOOK_SECRET, BREVO_WEBHOOK_TOKEN, TAJO_MAX_BODY_BYTES, TAJO_PUBLIC_HEALTH."""
+        """Settings from the BREVO_WEBHOOK_* and TAJO_* variables of the README's configuration table."""
         secret = env.get("BREVO_WEBHOOK_SECRET") or None
         try:
             max_body = int(env.get("TAJO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))

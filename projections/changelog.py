@@ -1,6 +1,7 @@
 """Feeds the read model from the engagement table's Kafka changelog, from offset zero, on every partition."""
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,10 +30,8 @@ class ChangelogFeeder:
         """Stops tailing."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:

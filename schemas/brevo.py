@@ -36,7 +36,7 @@ def split_body(body: object) -> list[tuple[RawEvent, bool]]:
         return [(body, False)]
     if isinstance(body, list):
         return [(_as_object(item, index), False) for index, item in enumerate(body)] or _empty()
-    raise InvalidEvent("body must be a JSON object, an array of objects, or {\"items\": [...]}")
+    raise InvalidEvent('body must be a JSON object, an array of objects, or {"items": [...]}')
 
 
 def _as_object(item: object, index: int) -> RawEvent:

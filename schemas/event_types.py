@@ -88,7 +88,5 @@ SMS_NAMES: dict[str, EventType] = {
 }
 
 # Types whose events are keyed by a customer address and must carry one.
-NEEDS_EMAIL = frozenset(
-    t for t in EventType if t.value.startswith(("email.", "contact."))
-)
+NEEDS_EMAIL = frozenset(t for t in EventType if t.value.startswith(("email.", "contact.")))
 NEEDS_PHONE = frozenset(t for t in EventType if t.value.startswith("sms."))

@@ -14,7 +14,8 @@ SCHEMA_FILES = {"canonical-event.schema.json": CanonicalEvent}
 def rendered() -> dict[str, bytes]:
     """Each schema file's name and the exact bytes the models produce for it."""
     return {
-        name: orjson.dumps(model.model_json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        name: orjson.dumps(model.model_json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        + b"\n"
         for name, model in SCHEMA_FILES.items()
     }
 

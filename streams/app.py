@@ -66,9 +66,7 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
-    table = app.Table(
-        ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
+    table = app.Table(ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     @app.agent(events)
     async def fold_events(stream: Any) -> None:

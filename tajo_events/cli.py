@@ -114,7 +114,6 @@ def _announce(what: str) -> Callable[..., None]:
     return printer
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per service."""
     parser = argparse.ArgumentParser(prog="tajo-events", description=__doc__)

@@ -29,8 +29,7 @@ class PipelineSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "PipelineSettings":
-        """Settings from KAFKA_BOOTSTRAP_SERVERS, TAJO_EVENTS_TOPIC, TAJO_PARTITIONS, TAJO_REPLICATION_FACTOR,
-        TAJO_APP_ID, TAJO_DATA_DIR, TAJO_API_TOKEN and TAJO_SESSION_TIMEOUT_S."""
+        """Settings from the environment; the README's configuration table lists each variable."""
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             events_topic=env.get("TAJO_EVENTS_TOPIC", "tajo.events"),
@@ -45,7 +44,9 @@ class PipelineSettings:
     def require_kafka(self) -> str:
         """The bootstrap servers, or a clear error when none are configured."""
         if not self.bootstrap_servers:
-            raise ConfigError("set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092; `make kafka` starts a broker)")
+            raise ConfigError(
+                "set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092; `make kafka` starts a broker)"
+            )
         return self.bootstrap_servers
 
     def require_api_token(self) -> str:

@@ -17,7 +17,7 @@ NO_BROKER = (
 
 
 def _answers(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
             return True

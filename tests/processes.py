@@ -33,7 +33,7 @@ class ChildProcess:
     def start(self) -> "ChildProcess":
         """Starts the command; its output goes to the log file."""
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own command
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "tajo_events.cli", *self.args],
                 env=self.env,
                 stdout=log,
@@ -62,7 +62,9 @@ class ChildProcess:
         return self.log_path.read_text(errors="replace")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within: float = 90.0) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within: float = 90.0
+) -> T:
     """Polls `probe` until `accept` holds of its result; fails with the last result after `within` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

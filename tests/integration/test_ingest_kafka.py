@@ -44,7 +44,9 @@ async def client(aiohttp_client: ClientFactory, kafka_bootstrap: str, topic: str
     return await aiohttp_client(make_app(kafka_bootstrap, topic, max_body_bytes=64 * 1024))
 
 
-async def test_signed_event_is_in_the_log_when_200_comes_back(client: Client, kafka_bootstrap: str, topic: str) -> None:
+async def test_signed_event_is_in_the_log_when_200_comes_back(
+    client: Client, kafka_bootstrap: str, topic: str
+) -> None:
     body = orjson.dumps(seed_email("delivered"))
     response = await client.post("/webhooks/brevo", data=body, headers=signed(body))
     assert response.status == 200
@@ -55,10 +57,16 @@ async def test_signed_event_is_in_the_log_when_200_comes_back(client: Client, ka
     assert value is not None
     event = decode_event(value)
     assert answer == {"success": True, "accepted": 1, "event_ids": [event.event_id]}
-    assert (key, event.type, event.payload) == (b"jane.doe@example.com", EventType.EMAIL_DELIVERED, seed_email("delivered"))
+    assert (key, event.type, event.payload) == (
+        b"jane.doe@example.com",
+        EventType.EMAIL_DELIVERED,
+        seed_email("delivered"),
+    )
 
 
-async def test_bearer_token_and_batches_are_accepted(client: Client, kafka_bootstrap: str, topic: str) -> None:
+async def test_bearer_token_and_batches_are_accepted(
+    client: Client, kafka_bootstrap: str, topic: str
+) -> None:
     batch = [brevo_email("delivered"), brevo_email("click", link="https://x.example"), brevo_sms("delivered")]
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
     response = await client.post("/webhooks/brevo", data=orjson.dumps(batch), headers=headers)
@@ -136,7 +144,9 @@ async def test_too_large_bodies_get_413(client: Client, kafka_bootstrap: str, to
     assert await read_topic(kafka_bootstrap, topic) == []
 
 
-async def test_test_endpoint_answers_without_touching_the_log(client: Client, kafka_bootstrap: str, topic: str) -> None:
+async def test_test_endpoint_answers_without_touching_the_log(
+    client: Client, kafka_bootstrap: str, topic: str
+) -> None:
     body = orjson.dumps(seed_email("delivered"))
     response = await client.post("/webhooks/brevo/test", data=body, headers=signed(body))
     assert response.status == 200
@@ -145,7 +155,9 @@ async def test_test_endpoint_answers_without_touching_the_log(client: Client, ka
     assert answer["events"][0]["type"] == "email.delivered"
     empty = await client.post("/webhooks/brevo/test", headers={"Authorization": f"Bearer {TOKEN}"})
     assert empty.status == 200
-    refused = await client.post("/webhooks/brevo/test", data=body, headers={"Content-Type": "application/json"})
+    refused = await client.post(
+        "/webhooks/brevo/test", data=body, headers={"Content-Type": "application/json"}
+    )
     assert refused.status == 401
     assert await read_topic(kafka_bootstrap, topic) == []
 

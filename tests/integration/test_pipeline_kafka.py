@@ -1,7 +1,8 @@
-"""End to end on a real broker: signed webhooks in, a Faust worker folds them, the projections API shows them."""
+"""End to end on a real broker: signed webhooks in, a Faust worker folds them, the API shows them."""
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,17 @@ ClientFactory = Callable[[web.Application], Awaitable[Client]]
 pytestmark = pytest.mark.kafka
 
 
+@dataclass
 class Pipeline:
     """Ingester and projections API in this process, Faust workers as child processes."""
 
-    def __init__(self, bootstrap: str, tmp_path: Path, ingest: Client, api: Client, app_id: str, topic: str) -> None:
-        self.bootstrap = bootstrap
-        self.tmp_path = tmp_path
-        self.ingest = ingest
-        self.api = api
-        self.app_id = app_id
-        self.topic = topic
-        self.workers: list[ChildProcess] = []
+    bootstrap: str
+    tmp_path: Path
+    ingest: Client
+    api: Client
+    app_id: str
+    topic: str
+    workers: list[ChildProcess] = field(default_factory=list)
 
     def start_worker(self) -> ChildProcess:
         env = {
@@ -67,7 +68,9 @@ class Pipeline:
         return ids
 
     async def customer(self, address: str) -> tuple[int, Any]:
-        response = await self.api.get(f"/customers/{address}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        response = await self.api.get(
+            f"/customers/{address}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
         return response.status, await response.json()
 
     async def lag(self) -> int:
@@ -99,7 +102,9 @@ async def pipeline(
     store = MemoryStateStore()
     feeder = ChangelogFeeder(kafka_bootstrap, f"{app_id}-engagement-changelog", store)
     api = create_projections_app(ApiSettings(API_TOKEN), store, feeder)
-    running = Pipeline(kafka_bootstrap, tmp_path, await aiohttp_client(ingest), await aiohttp_client(api), app_id, topic)
+    running = Pipeline(
+        kafka_bootstrap, tmp_path, await aiohttp_client(ingest), await aiohttp_client(api), app_id, topic
+    )
     try:
         yield running
     finally:
@@ -113,7 +118,7 @@ def worker_logs_on_failure(pipeline: Pipeline, request: pytest.FixtureRequest) -
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         for worker in pipeline.workers:
-            print(worker.output()[-5000:])  # noqa: T201 - shown only for a failed test
+            print(worker.output()[-5000:])
 
 
 def counts(view: Any) -> tuple[int, int, int, int]:
@@ -137,11 +142,15 @@ async def test_webhooks_of_both_dialects_are_folded_and_served(pipeline: Pipelin
         ]
     )
 
-    status, view = await eventually(lambda: pipeline.customer("alice@example.com"), lambda r: r[0] == 200 and counts(r[1]) == (1, 1, 0, 1))
+    _, view = await eventually(
+        lambda: pipeline.customer("alice@example.com"), lambda r: r[0] == 200 and counts(r[1]) == (1, 1, 0, 1)
+    )
     assert view["last_seen"]["clicked_at"] == "2022-01-01T00:03:20Z"
     assert view["open_rate"] == 1.0
     assert view["engagement_score"] > 0
-    await eventually(lambda: pipeline.customer("bob@example.com"), lambda r: r[0] == 200 and counts(r[1]) == (1, 0, 1, 1))
+    await eventually(
+        lambda: pipeline.customer("bob@example.com"), lambda r: r[0] == 200 and counts(r[1]) == (1, 0, 1, 1)
+    )
     await eventually(pipeline.lag, lambda lag: lag == 0)
     assert counts((await pipeline.customer("alice@example.com"))[1]) == (1, 1, 0, 1)
 
@@ -164,7 +173,9 @@ async def test_a_killed_worker_is_replaced_without_losing_or_double_counting(pip
     await pipeline.post([brevo_email("click", email=carol, ts_epoch=1685544000000)])
 
     pipeline.start_worker()
-    await eventually(lambda: pipeline.customer(carol), lambda r: r[0] == 200 and counts(r[1]) == (40, 40, 0, 1), within=120)
+    await eventually(
+        lambda: pipeline.customer(carol), lambda r: r[0] == 200 and counts(r[1]) == (40, 40, 0, 1), within=120
+    )
     await eventually(pipeline.lag, lambda lag: lag == 0, within=120)
-    status, view = await pipeline.customer(carol)
+    _, view = await pipeline.customer(carol)
     assert counts(view) == (40, 40, 0, 1)

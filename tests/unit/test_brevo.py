@@ -31,7 +31,9 @@ RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
         (brevo_email("something_new"), EventType.UNKNOWN),
     ],
 )
-def test_names_of_both_dialects_map_to_one_canonical_type(payload: dict[str, JsonValue], expected: EventType) -> None:
+def test_names_of_both_dialects_map_to_one_canonical_type(
+    payload: dict[str, JsonValue], expected: EventType
+) -> None:
     assert canonicalize(payload, RECEIVED).type is expected
 
 
@@ -49,13 +51,15 @@ def test_occurred_at_prefers_ts_epoch_milliseconds() -> None:
 
 
 def test_occurred_at_falls_back_to_ts_event_then_ts_then_receipt() -> None:
-    assert canonicalize({"event": "opened", "email": "a@b.co", "ts_event": 1604933737, "ts": 1}, RECEIVED).occurred_at == (
-        datetime(2020, 11, 9, 14, 55, 37, tzinfo=UTC)
-    )
+    assert canonicalize(
+        {"event": "opened", "email": "a@b.co", "ts_event": 1604933737, "ts": 1}, RECEIVED
+    ).occurred_at == (datetime(2020, 11, 9, 14, 55, 37, tzinfo=UTC))
     assert canonicalize({"event": "opened", "email": "a@b.co", "ts": 1640995200}, RECEIVED).occurred_at == (
         datetime(2022, 1, 1, tzinfo=UTC)
     )
-    assert canonicalize({"event": "opened", "email": "a@b.co", "ts": "soon"}, RECEIVED).occurred_at == RECEIVED
+    assert (
+        canonicalize({"event": "opened", "email": "a@b.co", "ts": "soon"}, RECEIVED).occurred_at == RECEIVED
+    )
     assert canonicalize({"event": "opened", "email": "a@b.co", "ts": 1e300}, RECEIVED).occurred_at == RECEIVED
 
 
@@ -89,7 +93,12 @@ def test_bodies_split_into_single_batched_and_inbound_events() -> None:
     assert split_body({"event": "delivered"}) == [({"event": "delivered"}, False)]
     assert split_body([{"event": "a"}, {"event": "b"}]) == [({"event": "a"}, False), ({"event": "b"}, False)]
     assert split_body({"items": [{"Uuid": ["x"]}]}) == [({"Uuid": ["x"]}, True)]
-    for bad, reason in [("text", "body must be"), ([], "no events"), ([1], "event 0"), ({"items": []}, "no events")]:
+    for bad, reason in [
+        ("text", "body must be"),
+        ([], "no events"),
+        ([1], "event 0"),
+        ({"items": []}, "no events"),
+    ]:
         with pytest.raises(InvalidEvent, match=reason):
             split_body(bad)
 

@@ -1,5 +1,6 @@
 """The fold: handlers, duplicates, order independence of counts, last-seen by event time."""
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,12 @@ from streams.state import SEEN_WINDOW, decode_state, encode_state
 
 ADDRESS = "jane@example.com"
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
-FOLDED = [EventType.EMAIL_DELIVERED, EventType.EMAIL_OPENED, EventType.EMAIL_UNIQUE_OPENED, EventType.EMAIL_CLICKED]
+FOLDED = [
+    EventType.EMAIL_DELIVERED,
+    EventType.EMAIL_OPENED,
+    EventType.EMAIL_UNIQUE_OPENED,
+    EventType.EMAIL_CLICKED,
+]
 
 
 def make_event(kind: EventType, n: int, seconds: int = 0) -> CanonicalEvent:
@@ -35,7 +41,12 @@ events_strategy = st.lists(
 
 
 def test_each_handler_counts_its_event() -> None:
-    kinds = [EventType.EMAIL_DELIVERED, EventType.EMAIL_DELIVERED, EventType.EMAIL_OPENED, EventType.EMAIL_CLICKED]
+    kinds = [
+        EventType.EMAIL_DELIVERED,
+        EventType.EMAIL_DELIVERED,
+        EventType.EMAIL_OPENED,
+        EventType.EMAIL_CLICKED,
+    ]
     state = fold_all(initial_state(ADDRESS), [make_event(k, n, n) for n, k in enumerate(kinds)])
     assert (state.delivered, state.opens, state.unique_opens, state.clicks) == (2, 1, 0, 1)
     assert state.last_delivered_at == epoch_ms(BASE + timedelta(seconds=1))
@@ -76,7 +87,7 @@ def test_a_duplicate_is_a_no_op(events: list[CanonicalEvent], data: st.DataObjec
 
 
 @given(events_strategy, st.randoms(use_true_random=False))
-def test_order_does_not_change_counts_or_last_seen(events: list[CanonicalEvent], rng: "st.random.Random") -> None:
+def test_order_does_not_change_counts_or_last_seen(events: list[CanonicalEvent], rng: random.Random) -> None:
     shuffled = list(events)
     rng.shuffle(shuffled)
     in_order = fold_all(initial_state(ADDRESS), events)

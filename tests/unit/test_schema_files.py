@@ -14,6 +14,9 @@ def test_schema_files_match_the_models() -> None:
 
 
 def test_schemas_do_not_import_faust_or_aiohttp() -> None:
-    code = "import sys, schemas, schemas.export; print(sorted(m for m in sys.modules if m.split('.')[0] in {'faust','aiohttp','mode'}))"
+    code = (
+        "import sys, schemas, schemas.export; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'faust', 'aiohttp', 'mode'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
