@@ -23,7 +23,6 @@ class WorkerSettings:
     replication_factor: int = 1
     app_id: str = "tajo-events"
     data_dir: Path = Path(".tajo-data/worker")
-    web_port: int = 6066
     session_timeout_s: float = 30.0
 
     @property
@@ -54,9 +53,7 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         datadir=str(settings.data_dir),
-        web_bind="127.0.0.1",
-        web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_enabled=False,  # projections read the changelog; workers serve nothing over HTTP
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         autodiscover=False,

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tajo_events")
 
 
-def _worker_settings(pipeline: PipelineSettings, web_port: int) -> "WorkerSettings":
+def _worker_settings(pipeline: PipelineSettings) -> "WorkerSettings":
     from streams.app import WorkerSettings  # Faust is imported only by the commands that run it
 
     return WorkerSettings(
@@ -36,8 +37,7 @@ def _worker_settings(pipeline: PipelineSettings, web_port: int) -> "WorkerSettin
         partitions=pipeline.partitions,
         replication_factor=pipeline.replication_factor,
         app_id=pipeline.app_id,
-        data_dir=pipeline.data_dir / f"worker-{web_port}",
-        web_port=web_port,
+        data_dir=pipeline.data_dir / f"worker-{os.getpid()}",
         session_timeout_s=pipeline.session_timeout_s,
     )
 
@@ -77,13 +77,13 @@ def run_projections(pipeline: PipelineSettings, host: str, port: int) -> int:
     return 0
 
 
-def run_worker(pipeline: PipelineSettings, web_port: int) -> int:
+def run_worker(pipeline: PipelineSettings) -> int:
     """Runs one Faust worker that folds the events topic into the engagement table."""
     from faust.worker import Worker
 
     from streams.app import create_faust_app
 
-    settings = _worker_settings(pipeline, web_port)
+    settings = _worker_settings(pipeline)
     asyncio.run(_prepare_topics(pipeline))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_faust_app(settings)
@@ -91,19 +91,34 @@ def run_worker(pipeline: PipelineSettings, web_port: int) -> int:
     return 0
 
 
-def run_serve(pipeline: PipelineSettings, host: str, port: int, worker_web_port: int) -> int:
-    """Runs ingester and projections API on one port, and a Faust worker beside them."""
-    asyncio.run(_prepare_topics(pipeline))
-    app = _ingest_app(pipeline)
-    app.add_subapp("/api/", _projections_app(pipeline))
-    worker = subprocess.Popen(  # noqa: S603 - our own command, with our own interpreter
-        [sys.executable, "-m", "tajo_events.cli", "worker", "--web-port", str(worker_web_port)]
-    )
+def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
+    """Runs ingester and projections API on one port, and a Faust worker beside them.
+
+    With no KAFKA_BOOTSTRAP_SERVERS it first starts a local broker from Maven Central jars.
+    """
+    broker = None
+    if pipeline.bootstrap_servers is None:
+        from tajo_events.kafka_local import LocalKafka
+
+        broker = LocalKafka(num_partitions=pipeline.partitions).start()
+        pipeline = replace(pipeline, bootstrap_servers=broker.bootstrap_servers)
+        log.info("started a local Kafka broker at %s", broker.bootstrap_servers)
     try:
-        web.run_app(app, host=host, port=port, print=_announce("tajo-events"))
+        asyncio.run(_prepare_topics(pipeline))
+        app = _ingest_app(pipeline)
+        app.add_subapp("/api/", _projections_app(pipeline))
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tajo_events.cli", "worker"],
+            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": pipeline.require_kafka()},
+        )
+        try:
+            web.run_app(app, host=host, port=port, print=_announce("tajo-events"))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+        if broker is not None:
+            broker.stop()
     return 0
 
 
@@ -125,11 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--host", default="127.0.0.1")
-        command.add_argument("--port", type=int, default=default_port)
-        if name == "serve":
-            command.add_argument("--worker-web-port", type=int, default=6066)
-    worker = commands.add_parser("worker", help="run a Faust worker folding events into the engagement table")
-    worker.add_argument("--web-port", type=int, default=6066)
+        command.add_argument("--port", type=int, default=int(os.environ.get("TAJO_PORT", default_port)))
+    commands.add_parser("worker", help="run a Faust worker folding events into the engagement table")
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker from Maven Central jars")
     kafka.add_argument("--port", type=int, default=9092)
     return parser
@@ -146,9 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "projections":
             return run_projections(pipeline, args.host, args.port)
         if args.command == "worker":
-            return run_worker(pipeline, args.web_port)
+            return run_worker(pipeline)
         if args.command == "serve":
-            return run_serve(pipeline, args.host, args.port, args.worker_web_port)
+            return run_serve(pipeline, args.host, args.port)
         from tajo_events.kafka_local import main as kafka_main
 
         return kafka_main(["--port", str(args.port)])

@@ -22,7 +22,7 @@ from projections.api import create_app as create_projections_app
 from projections.changelog import ChangelogFeeder
 from projections.store import MemoryStateStore
 from tests.payloads import brevo_email, seed_email
-from tests.processes import ChildProcess, eventually, free_port
+from tests.processes import ChildProcess, eventually
 
 SECRET = b"pipeline-secret"
 API_TOKEN = "api-token-for-tests"
@@ -55,7 +55,7 @@ class Pipeline:
             "TAJO_SESSION_TIMEOUT_S": "6",
         }
         log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
-        worker = ChildProcess(["worker", "--web-port", str(free_port())], env, log_path).start()
+        worker = ChildProcess(["worker"], env, log_path).start()
         self.workers.append(worker)
         return worker
 

@@ -1,0 +1,14 @@
+# One image for the three services; docker-compose.yml picks the command.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY schemas schemas
+COPY ingest ingest
+COPY streams streams
+COPY projections projections
+COPY eventlog eventlog
+COPY tajo_events tajo_events
+RUN pip install --no-cache-dir . && useradd --create-home tajo
+USER tajo
+ENV TAJO_DATA_DIR=/home/tajo/data
+ENTRYPOINT ["tajo-events"]

@@ -1,0 +1,46 @@
+# tajo-events: Brevo webhooks into a durable log, folded into per-customer engagement and loyalty state.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run test lint typecheck unit kafka bench schemas clean
+
+help: ## list the targets and what each does
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: $(STAMP) ## run the whole pipeline on one machine (tajo-events serve)
+	$(BIN)/tajo-events serve
+
+test: $(STAMP) lint typecheck ## lint, type-check and run every test suite (starts a real Kafka broker)
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy in strict mode over code and tests
+	$(BIN)/mypy
+
+unit: $(STAMP) ## only the unit tests (no I/O)
+	$(BIN)/pytest tests/unit
+
+kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
+	$(BIN)/tajo-events kafka --port 9092
+
+bench: $(STAMP) ## ingest throughput with the durable append vs a bare aiohttp handler
+	$(BIN)/python -m bench.ingest
+
+schemas: $(STAMP) ## re-export the JSON Schema files from the models
+	$(BIN)/python -m schemas.export
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

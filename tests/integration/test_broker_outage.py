@@ -1,0 +1,66 @@
+"""A broker that dies: the ingester answers 503 (Brevo retries), health says so, and the retry lands once."""
+
+from collections.abc import Awaitable, Callable, Iterator
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings
+from ingest.app import create_app
+from ingest.auth import sign
+from ingest.config import IngestSettings
+from schemas.event import decode_event
+from streams.fold import fold_all, initial_state
+from tajo_events.kafka_local import LocalKafka
+from tests.kafka_helpers import new_topic, read_topic
+from tests.payloads import brevo_email
+from tests.processes import eventually
+
+SECRET = b"outage-secret"
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[[web.Application], Awaitable[Client]]
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def own_broker() -> Iterator[LocalKafka]:
+    broker = LocalKafka(num_partitions=4).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_dead_broker_gets_503_and_the_retry_counts_once(
+    aiohttp_client: ClientFactory, own_broker: LocalKafka
+) -> None:
+    bootstrap = own_broker.bootstrap_servers
+    topic = await new_topic(bootstrap)
+    settings = IngestSettings(webhook_secret=SECRET, public_health=True)
+    client = await aiohttp_client(
+        create_app(settings, KafkaEventLog(KafkaLogSettings(bootstrap, topic, 3.0)))
+    )
+
+    async def post(payload: object) -> int:
+        body = orjson.dumps(payload)
+        headers = {"Content-Type": "application/json", "X-Brevo-Signature": sign(SECRET, body)}
+        response = await client.post("/webhooks/brevo", data=body, headers=headers)
+        return response.status
+
+    assert await post(brevo_email("delivered", ts_epoch=1)) == 200
+    own_broker.kill()
+    during_outage = brevo_email("delivered", ts_epoch=2)
+    assert await post(during_outage) == 503
+    assert (await client.get("/webhooks/brevo/health")).status == 503
+
+    own_broker.start()
+    await eventually(lambda: post(during_outage), lambda status: status == 200, within=120)
+    assert (await client.get("/webhooks/brevo/health")).status == 200
+
+    events = [decode_event(value) for _, value in await read_topic(bootstrap, topic) if value]
+    assert {e.payload["ts_epoch"] for e in events} == {1, 2}
+    state = fold_all(initial_state("jane.doe@example.com"), events)
+    assert state.delivered == 2  # a 503'd attempt that landed after all is folded once
