@@ -11,7 +11,7 @@ from aiohttp import web
 from eventlog.port import EventLog, LogRecord, LogUnavailable
 from ingest.auth import is_authentic
 from ingest.config import IngestSettings
-from schemas.brevo import InvalidEvent, canonicalize, split_body
+from schemas.brevo import InvalidEvent, canonicalize_all, split_body
 from schemas.event import CanonicalEvent, encode_event
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _canonical_events(body: bytes, received_at: datetime) -> list[CanonicalEvent
         events = []
         for index, (raw, inbound) in enumerate(raw_events):
             try:
-                events.append(canonicalize(raw, received_at, inbound=inbound))
+                events.extend(canonicalize_all(raw, received_at, inbound=inbound))
             except InvalidEvent as error:
                 raise InvalidEvent(
                     f"event {index}: {error}" if len(raw_events) > 1 else str(error)

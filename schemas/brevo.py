@@ -3,13 +3,21 @@
 import hashlib
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from pydantic import JsonValue
 
 from schemas.event import CanonicalEvent, from_epoch_ms
-from schemas.event_types import EMAIL_NAMES, NEEDS_EMAIL, NEEDS_PHONE, SMS_NAMES, EventType
+from schemas.event_types import (
+    EMAIL_NAMES,
+    NEEDS_CAMPAIGN,
+    NEEDS_CONTACT,
+    NEEDS_EMAIL,
+    NEEDS_PHONE,
+    SMS_NAMES,
+    EventType,
+)
 
 RawEvent = dict[str, JsonValue]
 
@@ -49,6 +57,26 @@ def _empty() -> list[tuple[RawEvent, bool]]:
     raise InvalidEvent("batch holds no events")
 
 
+def canonicalize_all(raw: RawEvent, received_at: datetime, *, inbound: bool = False) -> list[CanonicalEvent]:
+    """The canonical events of one raw Brevo event.
+
+    That is the event itself, plus a `contact.linked` event keyed by the phone when a contact event ties a
+    phone to an email, so that the phone's own state learns its email.
+    """
+    event = canonicalize(raw, received_at, inbound=inbound)
+    phone = contact_phone(raw) if event.type in NEEDS_CONTACT else None
+    if phone is None or event.address is None or event.address == phone:
+        return [event]
+    linked = event.model_copy(
+        update={
+            "event_id": hashlib.blake2b(f"{event.event_id}:linked".encode(), digest_size=16).hexdigest(),
+            "type": EventType.CONTACT_LINKED,
+            "address": phone,
+        }
+    )
+    return [event, linked]
+
+
 def canonicalize(raw: RawEvent, received_at: datetime, *, inbound: bool = False) -> CanonicalEvent:
     """One raw Brevo event as a canonical event; raises InvalidEvent when it cannot be keyed."""
     if inbound:
@@ -66,6 +94,7 @@ def canonicalize(raw: RawEvent, received_at: datetime, *, inbound: bool = False)
         type=kind,
         source_event=source,
         address=_address(raw, kind),
+        campaign=_campaign(raw, kind),
         occurred_at=_occurred_at(raw, received_at),
         received_at=received_at,
         payload=raw,
@@ -117,7 +146,31 @@ def _phone_field(raw: RawEvent) -> JsonValue:
     return raw.get("phone", raw.get("to"))
 
 
+def contact_phone(raw: RawEvent) -> str | None:
+    """The phone a contact event carries: `phone`, `sms`/`SMS`, or `SMS` in `attributes` or `content`."""
+    candidates: list[JsonValue] = [raw.get("phone"), raw.get("sms"), raw.get("SMS")]
+    for nested in (raw.get("attributes"), raw.get("content")):
+        for item in nested if isinstance(nested, list) else [nested]:
+            if isinstance(item, dict):
+                candidates += [item.get("SMS"), item.get("sms"), item.get("phone")]
+    return next((phone for phone in map(normalize_phone, candidates) if phone), None)
+
+
+def _campaign(raw: RawEvent, kind: EventType) -> str | None:
+    value = raw.get("camp_id", raw.get("campaign_id"))
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() in ("", "0"):
+        if kind in NEEDS_CAMPAIGN:
+            raise InvalidEvent("missing `camp_id`")
+        return None
+    return str(value).strip()
+
+
 def _address(raw: RawEvent, kind: EventType) -> str | None:
+    if kind in NEEDS_CONTACT:
+        address = normalize_email(raw.get("email")) or contact_phone(raw)
+        if address is None:
+            raise InvalidEvent("contact event without an `email` or phone")
+        return address
     if kind in NEEDS_EMAIL:
         if raw.get("email") in (None, ""):
             raise InvalidEvent("missing `email`")
@@ -140,6 +193,12 @@ def _occurred_at(raw: RawEvent, received_at: datetime) -> datetime:
         number = _number(raw.get(key))
         if number is not None and 0 < number * scale < _MAX_MS:
             return from_epoch_ms(round(number * scale))
+    date = raw.get("date")
+    if isinstance(date, str):  # `YYYY-MM-DD HH:MM:SS` in the account's time zone, unknown here: read as UTC
+        try:
+            return datetime.strptime(date.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        except ValueError:
+            pass
     return received_at
 
 

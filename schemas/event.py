@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from schemas.event_types import EventType
 
 SCHEMA_VERSION = 1
+CAMPAIGN_KEY_PREFIX = "campaign:"
 
 
 class CanonicalEvent(BaseModel):
@@ -31,6 +32,10 @@ class CanonicalEvent(BaseModel):
         str | None,
         Field(description="The customer: email lower-cased, or phone in E.164; null when none applies."),
     ]
+    campaign: Annotated[
+        str | None,
+        Field(description="The Brevo campaign id (`camp_id`) the event belongs to, if any."),
+    ] = None
     occurred_at: Annotated[
         AwareDatetime, Field(description="When it happened (UTC): `ts_epoch` ms, else `ts_event`/`ts` s.")
     ]
@@ -39,8 +44,12 @@ class CanonicalEvent(BaseModel):
 
     @property
     def key(self) -> str:
-        """The partition key: the address, else the event id (so keyless events still spread)."""
-        return self.address if self.address is not None else self.event_id
+        """The partition key: the address, else `campaign:<id>` for a campaign's own events, else the id."""
+        if self.address is not None:
+            return self.address
+        if self.campaign is not None and self.type.value.startswith("campaign."):
+            return CAMPAIGN_KEY_PREFIX + self.campaign
+        return self.event_id
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -26,6 +26,7 @@ class EventType(StrEnum):
     CONTACT_UPDATED = "contact.updated"
     CONTACT_DELETED = "contact.deleted"
     CONTACT_LIST_ADDITION = "contact.list_addition"
+    CONTACT_LINKED = "contact.linked"  # derived: a contact event tied this phone to an email
     CAMPAIGN_STARTED = "campaign.started"
     CAMPAIGN_FINISHED = "campaign.finished"
     CAMPAIGN_PAUSED = "campaign.paused"
@@ -88,5 +89,9 @@ SMS_NAMES: dict[str, EventType] = {
 }
 
 # Types whose events are keyed by a customer address and must carry one.
-NEEDS_EMAIL = frozenset(t for t in EventType if t.value.startswith(("email.", "contact.")))
+NEEDS_EMAIL = frozenset(t for t in EventType if t.value.startswith("email."))
 NEEDS_PHONE = frozenset(t for t in EventType if t.value.startswith("sms."))
+# Contact events are keyed by the contact's email, or by its phone when it has no email.
+NEEDS_CONTACT = frozenset(t for t in EventType if t.value.startswith("contact."))
+# Campaign lifecycle events are keyed by their campaign.
+NEEDS_CAMPAIGN = frozenset(t for t in EventType if t.value.startswith("campaign."))

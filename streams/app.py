@@ -1,4 +1,4 @@
-"""The Faust app: one agent decodes each event, folds it into the customer's state and stores it."""
+"""The Faust app: agents decode, fold and store; actions go to their own topic for the effector."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,19 +6,19 @@ from typing import Any
 
 import faust
 
-from schemas.event import decode_event
-from streams.fold import fold, initial_state
-from streams.state import decode_state, encode_state
+from streams.actions import encode_action
+from streams.apply import apply_record
 
 ENGAGEMENT_TABLE = "engagement"
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    """Where the worker reads events, how it names its table, and where it keeps local data."""
+    """Where the worker reads events, where it publishes actions, and where it keeps local data."""
 
     bootstrap_servers: str
     events_topic: str = "tajo.events"
+    actions_topic: str = "tajo.actions"
     partitions: int = 4
     replication_factor: int = 1
     app_id: str = "tajo-events"
@@ -31,19 +31,8 @@ class WorkerSettings:
         return f"{self.app_id}-{ENGAGEMENT_TABLE}-changelog"
 
 
-def fold_record(table: Any, value: bytes) -> None:
-    """Decodes one log record, folds it into its customer's state, and stores the state if it changed."""
-    event = decode_event(value)
-    key = event.key.encode()
-    stored: bytes | None = table.get(key)
-    state = decode_state(stored) if stored is not None else initial_state(event.key)
-    folded = fold(state, event)
-    if folded is not state:
-        table[key] = encode_state(folded)
-
-
-def create_faust_app(settings: WorkerSettings) -> faust.App:
-    """The Faust app with the events topic, the engagement table and the folding agent."""
+def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
+    """The Faust app with its folding agent, and the actions topic (for an effector agent to consume)."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -63,11 +52,22 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
+    actions = app.topic(
+        settings.actions_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
+    )
     table = app.Table(ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    def lookup(key: str) -> bytes | None:
+        stored: bytes | None = table.get(key.encode())
+        return stored
 
     @app.agent(events)
     async def fold_events(stream: Any) -> None:
         async for value in stream:
-            fold_record(table, value)
+            applied = apply_record(lookup, value)
+            for action in applied.actions:  # published before the state: a re-read re-publishes, never loses
+                await actions.send(key=action.address.encode(), value=encode_action(action))
+            if applied.state is not None:
+                table[applied.key.encode()] = applied.state
 
-    return app
+    return app, actions

@@ -34,6 +34,7 @@ def _worker_settings(pipeline: PipelineSettings) -> "WorkerSettings":
     return WorkerSettings(
         bootstrap_servers=pipeline.require_kafka(),
         events_topic=pipeline.events_topic,
+        actions_topic=pipeline.actions_topic,
         partitions=pipeline.partitions,
         replication_factor=pipeline.replication_factor,
         app_id=pipeline.app_id,
@@ -43,9 +44,8 @@ def _worker_settings(pipeline: PipelineSettings) -> "WorkerSettings":
 
 
 async def _prepare_topics(pipeline: PipelineSettings) -> None:
-    await ensure_topics(
-        pipeline.require_kafka(), {pipeline.events_topic: pipeline.partitions}, pipeline.replication_factor
-    )
+    topics = {pipeline.events_topic: pipeline.partitions, pipeline.actions_topic: pipeline.partitions}
+    await ensure_topics(pipeline.require_kafka(), topics, pipeline.replication_factor)
 
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
@@ -86,7 +86,7 @@ def run_worker(pipeline: PipelineSettings) -> int:
     settings = _worker_settings(pipeline)
     asyncio.run(_prepare_topics(pipeline))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_faust_app(settings)
+    app, _ = create_faust_app(settings)
     Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
     return 0
 

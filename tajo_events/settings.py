@@ -20,6 +20,7 @@ class PipelineSettings:
 
     bootstrap_servers: str | None
     events_topic: str
+    actions_topic: str
     partitions: int
     replication_factor: int
     app_id: str
@@ -33,6 +34,7 @@ class PipelineSettings:
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             events_topic=env.get("TAJO_EVENTS_TOPIC", "tajo.events"),
+            actions_topic=env.get("TAJO_ACTIONS_TOPIC", "tajo.actions"),
             partitions=_int(env, "TAJO_PARTITIONS", 4),
             replication_factor=_int(env, "TAJO_REPLICATION_FACTOR", 1),
             app_id=env.get("TAJO_APP_ID", "tajo-events"),

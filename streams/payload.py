@@ -1,0 +1,75 @@
+"""Reading the fields the fold needs out of a raw Brevo payload, in either dialect."""
+
+import orjson
+from pydantic import JsonValue
+
+from schemas.event import CanonicalEvent
+
+_TEXT_KEYS = ("text", "reply", "message", "content", "body")
+
+
+def text_of(value: JsonValue) -> str | None:
+    """A string value, trimmed, or None."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def link(event: CanonicalEvent) -> str:
+    """The clicked URL: `link` (transactional) or `URL` (marketing)."""
+    return text_of(event.payload.get("link")) or text_of(event.payload.get("URL")) or ""
+
+
+def tags(event: CanonicalEvent) -> list[str]:
+    """The tags: `tags` (array), or `tag` (a plain string or an array JSON-encoded as a string)."""
+    listed = event.payload.get("tags")
+    if isinstance(listed, list):
+        return [t for t in (text_of(v) for v in listed) if t]
+    tag = text_of(event.payload.get("tag"))
+    if tag is None:
+        return []
+    if tag.startswith("["):
+        try:
+            decoded = orjson.loads(tag)
+        except orjson.JSONDecodeError:
+            return [tag]
+        return [t for t in (text_of(v) for v in decoded) if t] if isinstance(decoded, list) else [tag]
+    return [tag]
+
+
+def campaign_keys(event: CanonicalEvent) -> list[str]:
+    """Where the event counts in campaign stats: its campaign (`camp_id`), else each of its tags."""
+    if event.campaign is not None:
+        return [event.campaign]
+    return [f"tag:{tag}" for tag in tags(event)]
+
+
+def campaign_name(event: CanonicalEvent) -> str | None:
+    """The campaign's name (marketing payloads) or the email's subject."""
+    return text_of(event.payload.get("campaign name")) or text_of(event.payload.get("subject"))
+
+
+def reason(event: CanonicalEvent) -> str | None:
+    """Why a bounce or failure happened: `reason`, else the SMS `msg_status`."""
+    return text_of(event.payload.get("reason")) or text_of(event.payload.get("msg_status"))
+
+
+def reply_text(event: CanonicalEvent) -> str:
+    """The text of an SMS reply."""
+    return next((t for t in (text_of(event.payload.get(k)) for k in _TEXT_KEYS) if t), "")
+
+
+def list_ids(event: CanonicalEvent) -> tuple[int, ...]:
+    """The list ids of a contact or unsubscribe event (`list_id` or `listIds`, a number or an array)."""
+    value = event.payload.get("list_id", event.payload.get("listIds"))
+    values = value if isinstance(value, list) else [value]
+    return tuple(sorted({v for v in values if isinstance(v, int) and not isinstance(v, bool)}))
+
+
+def flag(event: CanonicalEvent, key: str) -> bool | None:
+    """A boolean attribute of a contact event, found at the top level, in `attributes` or in `content`."""
+    for source in (event.payload, event.payload.get("attributes"), event.payload.get("content")):
+        items = source if isinstance(source, list) else [source]
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get(key), bool):
+                value = item[key]
+                return value if isinstance(value, bool) else None
+    return None
