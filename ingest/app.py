@@ -2,7 +2,9 @@
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -13,10 +15,22 @@ from ingest.auth import is_authentic
 from ingest.config import IngestSettings
 from schemas.brevo import InvalidEvent, canonicalize_all, split_body
 from schemas.event import CanonicalEvent, encode_event
+from schemas.event_types import EventType
 
 log = logging.getLogger(__name__)
 
+
+@dataclass
+class IngestCounters:
+    """What the ingester accepted since it started; unknown events are kept in the log and counted."""
+
+    accepted: int = 0
+    unknown: int = 0
+    unknown_names: Counter[str] = field(default_factory=Counter)
+
+
 SETTINGS = web.AppKey("settings", IngestSettings)
+COUNTERS = web.AppKey("counters", IngestCounters)
 EVENT_LOG = web.AppKey("event_log", EventLog)
 STARTED = web.AppKey("started_monotonic", float)
 
@@ -83,6 +97,13 @@ async def receive_webhook(request: web.Request) -> web.Response:
     except LogUnavailable as error:
         log.error("event log unavailable, asking Brevo to retry: %s", error)
         return json_error(503, "event log unavailable, retry later")
+    counters = request.app[COUNTERS]
+    counters.accepted += len(events)
+    for event in events:
+        if event.type is EventType.UNKNOWN:
+            counters.unknown += 1
+            counters.unknown_names[event.source_event[:64]] += 1
+            log.info("kept unknown Brevo event %r in the log (not folded)", event.source_event[:64])
     return json_response(
         {"success": True, "accepted": len(events), "event_ids": [e.event_id for e in events]}
     )
@@ -123,6 +144,11 @@ async def health(request: web.Request) -> web.Response:
             "timestamp": datetime.now(UTC).isoformat(),
             "uptime_s": round(time.monotonic() - request.app[STARTED], 3),
             "checks": {"event_log": {"status": status, "detail": log_health.detail}},
+            "counters": {
+                "accepted": request.app[COUNTERS].accepted,
+                "unknown": request.app[COUNTERS].unknown,
+                "unknown_names": dict(request.app[COUNTERS].unknown_names.most_common(20)),
+            },
         },
         200 if log_health.ok else 503,
     )
@@ -134,6 +160,7 @@ def create_app(settings: IngestSettings, event_log: EventLog) -> web.Application
     app[SETTINGS] = settings
     app[EVENT_LOG] = event_log
     app[STARTED] = time.monotonic()
+    app[COUNTERS] = IngestCounters()
 
     async def open_log(app: web.Application) -> AsyncIterator[None]:
         await app[EVENT_LOG].start()

@@ -6,10 +6,13 @@ from typing import Any
 
 import faust
 
-from streams.actions import encode_action
+from streams.actions import decode_action, encode_action
 from streams.apply import apply_record
+from streams.brevo_api import BrevoSettings, HttpBrevoApi
+from streams.effector import Effector, Outcome
 
 ENGAGEMENT_TABLE = "engagement"
+EFFECTS_TABLE = "effects"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +34,24 @@ class WorkerSettings:
         return f"{self.app_id}-{ENGAGEMENT_TABLE}-changelog"
 
 
-def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
-    """The Faust app with its folding agent, and the actions topic (for an effector agent to consume)."""
+class TableDoneLog:
+    """The effector's record of carried-out actions, in a changelogged Faust table (survives restarts)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __contains__(self, action_id: str, /) -> bool:
+        return action_id.encode() in self._table
+
+    def add(self, action_id: str, /) -> None:
+        self._table[action_id.encode()] = b"done"
+
+
+def create_faust_app(settings: WorkerSettings, brevo: BrevoSettings | None = None) -> tuple[faust.App, Any]:
+    """The Faust app with its folding agent and, when Brevo is configured, the effector agent.
+
+    Returns the app and the actions topic.
+    """
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -70,4 +89,20 @@ def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
             if applied.state is not None:
                 table[applied.key.encode()] = applied.state
 
+    if brevo is not None:
+        _add_effector(app, settings, brevo, actions)
     return app, actions
+
+
+def _add_effector(app: faust.App, settings: WorkerSettings, brevo: BrevoSettings, actions: Any) -> None:
+    """The effector agent: carries out actions that need Brevo, at most once per action id."""
+    done = app.Table(EFFECTS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    dead = app.topic(f"{settings.actions_topic}.dead", key_type=bytes, value_type=bytes, partitions=1)
+
+    @app.agent(actions)
+    async def carry_out(stream: Any) -> None:
+        async with HttpBrevoApi(brevo.base_url, brevo.api_key) as api:
+            effector = Effector(api, brevo, TableDoneLog(done))
+            async for value in stream:
+                if await effector.handle(decode_action(value)) is Outcome.GAVE_UP:
+                    await dead.send(value=value)

@@ -82,11 +82,12 @@ def run_worker(pipeline: PipelineSettings) -> int:
     from faust.worker import Worker
 
     from streams.app import create_faust_app
+    from streams.brevo_api import BrevoSettings
 
     settings = _worker_settings(pipeline)
     asyncio.run(_prepare_topics(pipeline))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _ = create_faust_app(settings)
+    app, _ = create_faust_app(settings, BrevoSettings.from_env(os.environ))
     Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
     return 0
 
