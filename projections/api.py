@@ -1,16 +1,26 @@
-"""The projections HTTP API: `GET /customers/{address}` returns the customer's loyalty view."""
+"""The projections HTTP API: customers' loyalty views, campaign stats, suppressions, alerts and inbox.
+
+Every endpoint but `GET /openapi.json` needs `Authorization: Bearer <token>`.
+"""
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel
 
-from projections.store import StateStore
-from projections.views import loyalty_view
+from projections.openapi import Param, Route, openapi_document
+from projections.store import ReadModel
+from projections.views import AlertFeed, CampaignList, CampaignStats, CustomerView, InboxFeed, SuppressionList
 from schemas.brevo import normalize_email, normalize_phone
+from schemas.event import epoch_ms
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
 
 
 class Feeder(Protocol):
@@ -30,13 +40,28 @@ class ApiSettings:
     api_token: str = field(repr=False)
 
 
-STORE = web.AppKey("store", StateStore)
+STORE = web.AppKey("store", ReadModel)
 FEEDER = web.AppKey("feeder", Feeder)
 API_SETTINGS = web.AppKey("api_settings", ApiSettings)
+OPENAPI = web.AppKey("openapi", bytes)
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class BadRequest(Exception):
+    """A parameter the API cannot read."""
 
 
 def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _model(model: BaseModel) -> web.Response:
+    return _json(model.model_dump(mode="json"))
+
+
+def _error(status: int, error: str, message: str) -> web.Response:
+    return _json({"error": error, "message": message}, status)
 
 
 def _authorized(request: web.Request) -> bool:
@@ -46,30 +71,141 @@ def _authorized(request: web.Request) -> bool:
     return hmac.compare_digest(header[7:].strip().encode(), request.app[API_SETTINGS].api_token.encode())
 
 
+def _protected(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.Response:
+        if not _authorized(request):
+            return _error(401, "Unauthorized", "missing or invalid bearer token")
+        try:
+            return await handler(request)
+        except BadRequest as error:
+            return _error(400, "Bad Request", str(error))
+
+    return guarded
+
+
 def normalize_address(text: str) -> str | None:
     """An address from a URL: an email (any case) or a phone number, in canonical form."""
     return normalize_email(text) if "@" in text else normalize_phone(text)
 
 
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(f"`limit` must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _before(request: web.Request) -> int | None:
+    text = request.query.get("before")
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest("`before` must be an ISO-8601 time, like 2024-05-01T12:00:00Z") from None
+    return epoch_ms(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 async def get_customer(request: web.Request) -> web.Response:
-    """The loyalty view of one customer; 404 when no event concerned this address."""
-    if not _authorized(request):
-        return _json({"error": "Unauthorized", "message": "missing or invalid bearer token"}, 401)
+    """The merged loyalty view of one customer; 404 when unknown or deleted."""
     address = normalize_address(request.match_info["address"])
     if address is None:
-        return _json({"error": "Bad Request", "message": "not an email address or phone number"}, 400)
-    state = request.app[STORE].get(address)
-    if state is None:
-        return _json({"error": "Not Found", "message": f"no customer {address}"}, 404)
-    return _json(loyalty_view(state))
+        raise BadRequest("not an email address or phone number")
+    view = request.app[STORE].customer(address)
+    if view is None:
+        return _error(404, "Not Found", f"no customer {address}")
+    return _model(view)
 
 
-def create_app(settings: ApiSettings, store: StateStore, feeder: Feeder) -> web.Application:
-    """The projections API over a store that the feeder keeps current."""
+async def get_campaigns(request: web.Request) -> web.Response:
+    """Every campaign and tag with its stats."""
+    return _model(CampaignList(campaigns=request.app[STORE].campaigns()))
+
+
+async def get_campaign(request: web.Request) -> web.Response:
+    """One campaign (`45`) or tag (`tag:welcome`); 404 when nothing concerns it."""
+    key = request.match_info["key"]
+    stats = request.app[STORE].campaign(key)
+    if stats is None:
+        return _error(404, "Not Found", f"no campaign {key}")
+    return _model(stats)
+
+
+async def get_suppressions(request: web.Request) -> web.Response:
+    """Every address that must not be emailed or texted, and why."""
+    return _model(SuppressionList(suppressions=request.app[STORE].suppressions()))
+
+
+async def get_alerts(request: web.Request) -> web.Response:
+    """The newest marketing alerts."""
+    return _model(AlertFeed(alerts=request.app[STORE].alerts(_limit(request), _before(request))))
+
+
+async def get_inbox(request: web.Request) -> web.Response:
+    """The newest support messages."""
+    return _model(InboxFeed(messages=request.app[STORE].inbox(_limit(request))))
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of the API (public)."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+_LIMIT = Param(
+    "limit",
+    "query",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    "how many",
+)
+_STRING: dict[str, Any] = {"type": "string"}
+ROUTES: list[tuple[Route, Handler]] = [
+    (
+        Route(
+            "/customers/{address}",
+            "Get customer",
+            CustomerView,
+            (400, 401, 404),
+            (Param("address", "path", _STRING, "an email (any case) or a phone number in E.164"),),
+        ),
+        _protected(get_customer),
+    ),
+    (Route("/campaigns", "List campaigns", CampaignList), _protected(get_campaigns)),
+    (
+        Route(
+            "/campaigns/{key}",
+            "Get campaign",
+            CampaignStats,
+            (401, 404),
+            (Param("key", "path", _STRING, "a camp_id (`45`) or a tag (`tag:welcome`)"),),
+        ),
+        _protected(get_campaign),
+    ),
+    (Route("/suppressions", "List suppressions", SuppressionList), _protected(get_suppressions)),
+    (
+        Route(
+            "/alerts",
+            "List alerts",
+            AlertFeed,
+            (400, 401),
+            (
+                _LIMIT,
+                Param("before", "query", {"type": "string", "format": "date-time"}, "only older alerts"),
+            ),
+        ),
+        _protected(get_alerts),
+    ),
+    (Route("/inbox", "List inbox", InboxFeed, (400, 401), (_LIMIT,)), _protected(get_inbox)),
+    (Route("/openapi.json", "Get openapi", None, (), public=True), get_openapi),
+]
+
+
+def create_app(settings: ApiSettings, store: ReadModel, feeder: Feeder) -> web.Application:
+    """The projections API over a read model that the feeder keeps current."""
     app = web.Application()
     app[API_SETTINGS] = settings
     app[STORE] = store
     app[FEEDER] = feeder
+    app[OPENAPI] = orjson.dumps(openapi_document("tajo-events projections", [route for route, _ in ROUTES]))
 
     async def run_feeder(app: web.Application) -> AsyncIterator[None]:
         await app[FEEDER].start()
@@ -77,5 +213,6 @@ def create_app(settings: ApiSettings, store: StateStore, feeder: Feeder) -> web.
         await app[FEEDER].stop()
 
     app.cleanup_ctx.append(run_feeder)
-    app.router.add_get("/customers/{address}", get_customer)
+    for route, handler in ROUTES:
+        app.router.add_get(route.path, handler)
     return app

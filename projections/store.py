@@ -1,37 +1,184 @@
-"""The read model: the latest engagement state of each customer, as the projections serve it."""
+"""The read model: every folded state of the engagement table, and indices kept current on each apply.
 
+Each `apply` diffs the key's old state against its new one and updates the indices, so no request
+rescans all customers. Everything served is a pure function of the latest state of each key: the
+order in which keys are applied does not matter, and `digest()` compares two models.
+"""
+
+import hashlib
+import logging
 from typing import Protocol
 
-from streams.state import EngagementState, decode_state
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from projections.campaign_view import CampaignStats, campaign_stats
+from projections.customer_view import CustomerView, customer_view
+from projections.feed_view import AlertView, InboxView, Suppression, alert_view, inbox_view, suppression_of
+from projections.indices import CampaignTotals, Feed, Links
+from streams.state import (
+    CAMPAIGN_KEY_PREFIX,
+    Alert,
+    CampaignCounts,
+    CampaignState,
+    CustomerState,
+    InboxMessage,
+    decode_campaign,
+    decode_state,
+)
+
+log = logging.getLogger(__name__)
 
 
 class StateStore(Protocol):
-    """Where the projections keep the latest state per address."""
+    """What a feeder writes to: the latest encoded state of each table key."""
 
-    def get(self, address: str) -> EngagementState | None:
-        """The customer's state, or None for an unknown address."""
-
-    def apply(self, address: str, encoded: bytes | None) -> None:
-        """Stores an encoded state, or forgets the address when given None (a tombstone)."""
-
-    def __len__(self) -> int:
-        """How many customers are known."""
+    def apply(self, key: str, encoded: bytes | None) -> None:
+        """Stores a key's encoded state, or forgets the key when given None (a tombstone)."""
 
 
-class MemoryStateStore:
-    """A dict of decoded states: reads cost a lookup."""
+def _canonical(state: BaseModel) -> bytes:
+    return orjson.dumps(state.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+class ReadModel:
+    """Customers by address (email or phone), campaign lifecycles, and the indices served over HTTP.
+
+    A deleted customer is hidden from every lookup and feed (its raw state is kept, so that a later
+    undelete shows it again) but still counts in campaign stats: a campaign's history is a fact.
+    A record that does not decode is logged and its key forgotten, as a tombstone would.
+    """
 
     def __init__(self) -> None:
-        self._states: dict[str, EngagementState] = {}
+        self._customers: dict[str, CustomerState] = {}
+        self._lifecycles: dict[str, CampaignState] = {}
+        self._canonical: dict[str, bytes] = {}
+        self._links = Links()
+        self._totals = CampaignTotals()
+        self._suppressions: dict[str, Suppression] = {}
+        self._alerts: Feed[Alert] = Feed(lambda a: a.alert_id, lambda a: a.at)
+        self._inbox: Feed[InboxMessage] = Feed(lambda m: m.message_id, lambda m: m.at)
 
-    def get(self, address: str) -> EngagementState | None:
-        return self._states.get(address)
+    # -- writes
 
-    def apply(self, address: str, encoded: bytes | None) -> None:
-        if encoded is None:
-            self._states.pop(address, None)
+    def apply(self, key: str, encoded: bytes | None) -> None:
+        """Stores a key's encoded state (a customer, or `campaign:<id>`), or forgets it on None."""
+        try:
+            if key.startswith(CAMPAIGN_KEY_PREFIX):
+                self._set_campaign(key, None if encoded is None else decode_campaign(encoded))
+            else:
+                self._set_customer(key, None if encoded is None else decode_state(encoded))
+        except ValidationError as error:
+            log.warning("undecodable state for key %r, forgetting it: %s", key, error.errors()[:1])
+            self.apply(key, None)
+
+    def _set_campaign(self, key: str, state: CampaignState | None) -> None:
+        camp_id = key.removeprefix(CAMPAIGN_KEY_PREFIX)
+        if state is None:
+            self._lifecycles.pop(camp_id, None)
+            self._canonical.pop(key, None)
         else:
-            self._states[address] = decode_state(encoded)
+            self._lifecycles[camp_id] = state
+            self._canonical[key] = _canonical(state)
+
+    def _set_customer(self, address: str, state: CustomerState | None) -> None:
+        old = self._customers.pop(address, None)
+        self._canonical.pop(address, None)
+        if state is not None:
+            self._customers[address] = state
+            self._canonical[address] = _canonical(state)
+        self._links.replace(address, None if state is None else self._points_to(state))
+        self._totals.replace(old.campaigns if old else {}, state.campaigns if state else {})
+        self._alerts.replace(address, old.alerts if old else (), state.alerts if state else ())
+        self._inbox.replace(address, old.inbox if old else (), state.inbox if state else ())
+        suppression = None if state is None else suppression_of(state)
+        if suppression is None:
+            self._suppressions.pop(address, None)
+        else:
+            self._suppressions[address] = suppression
+
+    @staticmethod
+    def _points_to(state: CustomerState) -> str | None:
+        return state.phone if state.kind == "email" else state.email
+
+    # -- customers
+
+    def state(self, address: str) -> CustomerState | None:
+        """The raw folded state of an address, deleted or not."""
+        return self._customers.get(address)
+
+    def _pair(self, address: str) -> tuple[CustomerState | None, CustomerState | None]:
+        partner = self._links.partner(address)
+        return self._customers.get(address), None if partner is None else self._customers.get(partner)
+
+    def _hidden(self, address: str) -> bool:
+        return any(s is not None and s.deleted for s in self._pair(address))
+
+    def customer(self, address: str) -> CustomerView | None:
+        """The merged view of the customer an email or phone belongs to; None when unknown or deleted."""
+        own, partner = self._pair(address)
+        if any(s is not None and s.deleted for s in (own, partner)):
+            return None
+        if own is not None:
+            return customer_view(own, partner)
+        return None if partner is None else customer_view(partner, None)
+
+    # -- campaigns
+
+    def campaign(self, key: str) -> CampaignStats | None:
+        """The stats of a campaign (`45`) or tag (`tag:welcome`); None when nothing concerns it."""
+        counts = self._totals.get(key)
+        lifecycle = self._lifecycles.get(key)
+        if counts is None and lifecycle is None:
+            return None
+        return campaign_stats(key, counts or CampaignCounts(), lifecycle)
+
+    def campaigns(self) -> list[CampaignStats]:
+        """Every campaign and tag, by key."""
+        keys = sorted(self._totals.keys() | self._lifecycles.keys())
+        return [stats for stats in map(self.campaign, keys) if stats is not None]
+
+    # -- feeds
+
+    def suppressions(self) -> list[Suppression]:
+        """Every address that must not be emailed or texted, by channel then address."""
+        listed = [s for a, s in self._suppressions.items() if not self._hidden(a)]
+        return sorted(listed, key=lambda s: (s.channel, s.address))
+
+    def alerts(self, limit: int, before: int | None = None) -> list[AlertView]:
+        """The newest marketing alerts (older than `before`, epoch ms, when given)."""
+        found: list[AlertView] = []
+        for alert, holders in self._alerts.newest(before):
+            if len(found) >= limit:
+                break
+            if not all(map(self._hidden, holders)):
+                found.append(alert_view(alert))
+        return found
+
+    def inbox(self, limit: int) -> list[InboxView]:
+        """The newest support messages."""
+        found: list[InboxView] = []
+        for message, holders in self._inbox.newest():
+            if len(found) >= limit:
+                break
+            if not all(map(self._hidden, holders)):
+                found.append(inbox_view(message))
+        return found
+
+    # -- the whole model
+
+    def digest(self) -> str:
+        """SHA-256 over every state held, canonically serialized, by key: equal models, equal digests."""
+        digest = hashlib.sha256()
+        for key in sorted(self._canonical):
+            body = self._canonical[key]
+            digest.update(orjson.dumps([key, len(body)]))
+            digest.update(body)
+        return digest.hexdigest()
 
     def __len__(self) -> int:
-        return len(self._states)
+        """How many states (customers, deleted or not, and campaign lifecycles) are held."""
+        return len(self._canonical)
+
+
+MemoryStateStore = ReadModel  # the name the command line and older callers use

@@ -63,4 +63,4 @@ async def test_dead_broker_gets_503_and_the_retry_counts_once(
     events = [decode_event(value) for _, value in await read_topic(bootstrap, topic) if value]
     assert {e.payload["ts_epoch"] for e in events} == {1, 2}
     state = fold_all(initial_state("jane.doe@example.com"), events)
-    assert state.delivered == 2  # a 503'd attempt that landed after all is folded once
+    assert state.email_channel.delivered == 2  # a 503'd attempt that landed after all is folded once

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -21,9 +21,11 @@ from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.changelog import ChangelogFeeder
 from projections.store import MemoryStateStore
-from tests.payloads import brevo_email, seed_email
+from tests.fakes.brevo_server import FakeBrevo
+from tests.payloads import brevo_email, brevo_sms, seed_email
 from tests.processes import ChildProcess, eventually
 
+T = TypeVar("T")
 SECRET = b"pipeline-secret"
 API_TOKEN = "api-token-for-tests"
 PARTITIONS = 4
@@ -44,12 +46,14 @@ class Pipeline:
     app_id: str
     topic: str
     workers: list[ChildProcess] = field(default_factory=list)
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     def start_worker(self) -> ChildProcess:
-        env = {
+        env = self.worker_env | {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "TAJO_APP_ID": self.app_id,
             "TAJO_EVENTS_TOPIC": self.topic,
+            "TAJO_ACTIONS_TOPIC": self.actions_topic,
             "TAJO_PARTITIONS": str(PARTITIONS),
             "TAJO_DATA_DIR": str(self.tmp_path / "data"),
             "TAJO_SESSION_TIMEOUT_S": "6",
@@ -73,15 +77,21 @@ class Pipeline:
         )
         return response.status, await response.json()
 
+    @property
+    def actions_topic(self) -> str:
+        return f"{self.app_id}.actions"
+
     async def lag(self) -> int:
-        """Events of the topic not yet committed by the worker group."""
+        """Records not yet committed by the worker group: of the events topic, and of the actions topic
+        when the worker runs an effector."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
         await admin.start()
         await consumer.start()
         try:
             committed = await admin.list_consumer_group_offsets(self.app_id)
-            partitions = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+            topics = [self.topic, self.actions_topic] if "BREVO_API_KEY" in self.worker_env else [self.topic]
+            partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
             ends = await consumer.end_offsets(partitions)
             return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
         finally:
@@ -95,7 +105,7 @@ async def pipeline(
 ) -> AsyncIterator[Pipeline]:
     app_id = f"test-{uuid.uuid4().hex[:8]}"
     topic = f"{app_id}.events"
-    await ensure_topics(kafka_bootstrap, {topic: PARTITIONS})
+    await ensure_topics(kafka_bootstrap, {topic: PARTITIONS, f"{app_id}.actions": PARTITIONS})
     ingest = create_ingest_app(
         IngestSettings(webhook_secret=SECRET), KafkaEventLog(KafkaLogSettings(kafka_bootstrap, topic))
     )
@@ -122,7 +132,7 @@ def worker_logs_on_failure(pipeline: Pipeline, request: pytest.FixtureRequest) -
 
 
 def counts(view: Any) -> tuple[int, int, int, int]:
-    email = view["email"]
+    email = view["channels"]["email"]["counts"]
     return email["delivered"], email["opened"], email["unique_opened"], email["clicked"]
 
 
@@ -145,8 +155,8 @@ async def test_webhooks_of_both_dialects_are_folded_and_served(pipeline: Pipelin
     _, view = await eventually(
         lambda: pipeline.customer("alice@example.com"), lambda r: r[0] == 200 and counts(r[1]) == (1, 1, 0, 1)
     )
-    assert view["last_seen"]["clicked_at"] == "2022-01-01T00:03:20Z"
-    assert view["open_rate"] == 1.0
+    assert view["channels"]["email"]["last_seen"]["clicked_at"] == "2022-01-01T00:03:20Z"
+    assert view["channels"]["email"]["open_rate"] == 1.0
     assert view["engagement_score"] > 0
     await eventually(
         lambda: pipeline.customer("bob@example.com"), lambda r: r[0] == 200 and counts(r[1]) == (1, 0, 1, 1)
@@ -179,3 +189,24 @@ async def test_a_killed_worker_is_replaced_without_losing_or_double_counting(pip
     await eventually(pipeline.lag, lambda lag: lag == 0, within=120)
     _, view = await pipeline.customer(carol)
     assert counts(view) == (40, 40, 0, 1)
+
+
+async def test_one_help_sms_per_help_reply_despite_redelivery_and_a_brevo_failure(pipeline: Pipeline) -> None:
+    async with FakeBrevo(api_key="brevo-key-for-tests") as brevo:
+        pipeline.worker_env = {"BREVO_API_KEY": "brevo-key-for-tests", "BREVO_API_BASE_URL": brevo.base_url}
+        brevo.fail_next("/transactionalSMS", 1, status=500)
+        pipeline.start_worker()
+        help_reply = {"event": "sms_reply", "phone": "+33612340001", "text": " help ", "ts": 1700000000}
+        await pipeline.post(help_reply)
+        await pipeline.post(help_reply)  # Brevo delivering the same reply twice
+        await pipeline.post(brevo_sms("reply", to="33612340002", text="STOP"))
+        await eventually(lambda: _settled(brevo.sms_sent), lambda sent: len(sent) >= 1, within=120)
+        await eventually(pipeline.lag, lambda lag: lag == 0, within=120)
+        await eventually(lambda: _settled(brevo.blacklisted), lambda ids: len(ids) >= 1, within=60)
+        assert [body["recipient"] for body in brevo.sms_sent] == ["33612340001"]
+        assert len(brevo.requests_to("/transactionalSMS")) == 2  # the failed attempt, then the retry
+        assert brevo.blacklisted == ["+33612340002"]
+
+
+async def _settled(items: list[T]) -> list[T]:
+    return list(items)

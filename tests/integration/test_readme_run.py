@@ -41,17 +41,17 @@ def test_readme_run_command_then_try_it_snippet(tmp_path: Path) -> None:
                 timeout=60,
                 check=False,
             )
-            answer, _, customer = snippet.stdout.partition('{"address"')  # curl prints no newlines
+            answer, _, customer = snippet.stdout.partition('{"email"')  # curl prints no newlines
             if '"success":true' in answer and '"delivered":1' in customer:
-                view = orjson.loads('{"address"' + customer)
+                view = orjson.loads('{"email"' + customer)
                 break
             time.sleep(2)
         output = log_path.read_text(errors="replace")
         assert view is not None, (
             f"the README snippet never showed the customer; server output:\n{output[-4000:]}"
         )
-        assert view["address"] == "jane@example.com"
-        assert view["email"]["delivered"] == 1
+        assert view["email"] == "jane@example.com"
+        assert view["channels"]["email"]["counts"]["delivered"] == 1
         assert "change-me" not in output  # secrets never reach the logs
     finally:
         if server.poll() is None:
