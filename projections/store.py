@@ -181,4 +181,3 @@ class ReadModel:
         return len(self._canonical)
 
 
-MemoryStateStore = ReadModel  # the name the command line and older callers use

@@ -19,7 +19,7 @@ from ingest.config import ConfigError, IngestSettings
 from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.changelog import ChangelogFeeder
-from projections.store import MemoryStateStore
+from projections.store import ReadModel
 from tajo_events.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _ingest_app(pipeline: PipelineSettings) -> web.Application:
 def _projections_app(pipeline: PipelineSettings) -> web.Application:
     from streams.app import ENGAGEMENT_TABLE
 
-    store = MemoryStateStore()
+    store = ReadModel()
     changelog = f"{pipeline.app_id}-{ENGAGEMENT_TABLE}-changelog"
     feeder = ChangelogFeeder(pipeline.require_kafka(), changelog, store)
     return create_projections_app(ApiSettings(pipeline.require_api_token()), store, feeder)

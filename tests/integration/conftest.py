@@ -1,0 +1,39 @@
+"""Fixtures of the end-to-end suites: a pipeline of its own per test, on the session's broker."""
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
+from ingest.app import create_app as create_ingest_app
+from ingest.config import IngestSettings
+from projections.api import ApiSettings
+from projections.api import create_app as create_projections_app
+from projections.changelog import ChangelogFeeder
+from projections.store import ReadModel
+from tests.integration.pipeline import API_TOKEN, PARTITIONS, SECRET, ClientFactory, Pipeline
+
+
+@pytest.fixture
+async def pipeline(
+    aiohttp_client: ClientFactory, kafka_bootstrap: str, tmp_path: Path
+) -> AsyncIterator[Pipeline]:
+    app_id = f"test-{uuid.uuid4().hex[:8]}"
+    topic = f"{app_id}.events"
+    await ensure_topics(kafka_bootstrap, {topic: PARTITIONS, f"{app_id}.actions": PARTITIONS})
+    ingest = create_ingest_app(
+        IngestSettings(webhook_secret=SECRET), KafkaEventLog(KafkaLogSettings(kafka_bootstrap, topic))
+    )
+    store = ReadModel()
+    feeder = ChangelogFeeder(kafka_bootstrap, f"{app_id}-engagement-changelog", store)
+    api = create_projections_app(ApiSettings(API_TOKEN), store, feeder)
+    running = Pipeline(
+        kafka_bootstrap, tmp_path, await aiohttp_client(ingest), await aiohttp_client(api), app_id, topic
+    )
+    try:
+        yield running
+    finally:
+        for worker in running.workers:
+            worker.stop()

@@ -1,0 +1,89 @@
+"""A running pipeline for end-to-end tests: ingester and API in this process, Faust workers as children."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ingest.auth import sign
+from tests.processes import ChildProcess
+
+SECRET = b"pipeline-secret"
+API_TOKEN = "api-token-for-tests"
+PARTITIONS = 4
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[[web.Application], Awaitable[Client]]
+
+
+@dataclass
+class Pipeline:
+    """Ingester and projections API in this process, Faust workers as child processes."""
+
+    bootstrap: str
+    tmp_path: Path
+    ingest: Client
+    api: Client
+    app_id: str
+    topic: str
+    workers: list[ChildProcess] = field(default_factory=list)
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+    def start_worker(self) -> ChildProcess:
+        env = self.worker_env | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "TAJO_APP_ID": self.app_id,
+            "TAJO_EVENTS_TOPIC": self.topic,
+            "TAJO_ACTIONS_TOPIC": self.actions_topic,
+            "TAJO_PARTITIONS": str(PARTITIONS),
+            "TAJO_DATA_DIR": str(self.tmp_path / "data"),
+            "TAJO_SESSION_TIMEOUT_S": "6",
+        }
+        log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
+        worker = ChildProcess(["worker"], env, log_path).start()
+        self.workers.append(worker)
+        return worker
+
+    async def post(self, body: object) -> list[str]:
+        data = orjson.dumps(body)
+        headers = {"Content-Type": "application/json", "X-Brevo-Signature": sign(SECRET, data)}
+        response = await self.ingest.post("/webhooks/brevo", data=data, headers=headers)
+        assert response.status == 200, await response.text()
+        ids: list[str] = (await response.json())["event_ids"]
+        return ids
+
+    async def customer(self, address: str) -> tuple[int, Any]:
+        response = await self.api.get(
+            f"/customers/{address}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        return response.status, await response.json()
+
+    @property
+    def actions_topic(self) -> str:
+        return f"{self.app_id}.actions"
+
+    async def lag(self) -> int:
+        """Records not yet committed by the worker group: of the events topic, and of the actions topic
+        when the worker runs an effector."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.app_id)
+            topics = [self.topic, self.actions_topic] if "BREVO_API_KEY" in self.worker_env else [self.topic]
+            partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+            ends = await consumer.end_offsets(partitions)
+            return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        response = await self.api.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"})
+        return response.status, await response.json()
