@@ -1,6 +1,6 @@
 """The event log port: append canonical events durably, say whether the log can take appends."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,3 +39,32 @@ class EventLog(Protocol):
 
     async def health(self) -> LogHealth:
         """Whether an append would be taken now."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRecord:
+    """A record as read back from the log, with its position and the time the log took it."""
+
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    appended_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStart:
+    """Where a read begins: the beginning, given offsets per partition, or the first record from a time on."""
+
+    offsets: Mapping[int, int] | None = None
+    at_ms: int | None = None
+
+
+class LogReader(Protocol):
+    """Reads the log back, in order within each partition (so within each key)."""
+
+    async def head(self) -> dict[int, int]:
+        """The offset the next record of each partition will get."""
+
+    def read(self, start: ReadStart) -> AsyncIterator[LoggedRecord]:
+        """The records from `start` up to the head as it was when the read began."""
