@@ -179,3 +179,21 @@ async def test_unreachable_log_gets_503_and_health_says_so(aiohttp_client: Clien
     health = await client.get("/webhooks/brevo/health")
     assert health.status == 503
     assert (await health.json())["checks"]["event_log"]["status"] == "unavailable"
+
+
+async def test_unknown_events_are_accepted_kept_and_counted(
+    client: Client, kafka_bootstrap: str, topic: str
+) -> None:
+    body = orjson.dumps([{"event": "brand_new_thing", "email": "a@b.co"}, {"event": "x", "whatever": 1}])
+    response = await client.post("/webhooks/brevo", data=body, headers=signed(body))
+    assert response.status == 200
+    kept = [decode_event(v) for _, v in await read_topic(kafka_bootstrap, topic) if v]
+    assert [(e.type, e.source_event) for e in kept] == [
+        (EventType.UNKNOWN, "brand_new_thing"),
+        (EventType.UNKNOWN, "x"),
+    ]
+    health = await (
+        await client.get("/webhooks/brevo/health", headers={"Authorization": f"Bearer {TOKEN}"})
+    ).json()
+    assert health["counters"]["unknown"] == 2
+    assert health["counters"]["unknown_names"] == {"brand_new_thing": 1, "x": 1}
