@@ -7,6 +7,8 @@ order in which keys are applied does not matter, and `digest()` compares two mod
 
 import hashlib
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 import orjson
@@ -176,8 +178,15 @@ class ReadModel:
             digest.update(body)
         return digest.hexdigest()
 
+    def canonical_states(self) -> Mapping[str, bytes]:
+        """Every state held, canonically serialized, by key (read-only)."""
+        return MappingProxyType(self._canonical)
+
+    def differing_keys(self, other: "ReadModel") -> list[str]:
+        """The keys whose states differ between this model and another, sorted."""
+        mine, theirs = self._canonical, other.canonical_states()
+        return sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+
     def __len__(self) -> int:
         """How many states (customers, deleted or not, and campaign lifecycles) are held."""
         return len(self._canonical)
-
-
