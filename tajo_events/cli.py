@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -93,34 +92,46 @@ def run_worker(pipeline: PipelineSettings) -> int:
 
 
 def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
-    """Runs ingester and projections API on one port, and a Faust worker beside them.
+    """Runs the whole pipeline: on the embedded log in this process, or on Kafka with a Faust worker.
 
-    With no KAFKA_BOOTSTRAP_SERVERS it first starts a local broker from Maven Central jars.
+    With no KAFKA_BOOTSTRAP_SERVERS everything runs here on the embedded log in TAJO_DATA_DIR.
     """
-    broker = None
     if pipeline.bootstrap_servers is None:
-        from tajo_events.kafka_local import LocalKafka
+        from tajo_events.embedded import create_embedded_app
 
-        broker = LocalKafka(num_partitions=pipeline.partitions).start()
-        pipeline = replace(pipeline, bootstrap_servers=broker.bootstrap_servers)
-        log.info("started a local Kafka broker at %s", broker.bootstrap_servers)
+        app = create_embedded_app(pipeline.data_dir, pipeline.require_api_token())
+        where = f"embedded log in {pipeline.data_dir.resolve()}"
+        web.run_app(app, host=host, port=port, print=_welcome(host, port, where))
+        return 0
+    asyncio.run(_prepare_topics(pipeline))
+    app = _ingest_app(pipeline)
+    app.add_subapp("/api/", _projections_app(pipeline))
+    worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:
-        asyncio.run(_prepare_topics(pipeline))
-        app = _ingest_app(pipeline)
-        app.add_subapp("/api/", _projections_app(pipeline))
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tajo_events.cli", "worker"],
-            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": pipeline.require_kafka()},
+        web.run_app(
+            app, host=host, port=port, print=_welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}")
         )
-        try:
-            web.run_app(app, host=host, port=port, print=_announce("tajo-events"))
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
     finally:
-        if broker is not None:
-            broker.stop()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
     return 0
+
+
+def _welcome(host: str, port: int, where: str) -> Callable[..., None]:
+    base = f"http://{host}:{port}"
+
+    def printer(_: object) -> None:
+        sys.stdout.write(
+            f"tajo-events listening on {base} ({where})\n"
+            f"  webhooks:    POST {base}/webhooks/brevo  (X-Brevo-Signature or Authorization: Bearer)\n"
+            f"  projections: GET  {base}/api/customers/<email or phone>  (Bearer $TAJO_API_TOKEN)\n"
+            f"  try it:      curl -X POST {base}/webhooks/brevo -H 'Content-Type: application/json' \\\n"
+            f'                 -H "Authorization: Bearer $BREVO_WEBHOOK_TOKEN" \\\n'
+            f'                 -d \'{{"event":"delivered","email":"jane@example.com","ts":1640995200}}\'\n'
+        )
+        sys.stdout.flush()
+
+    return printer
 
 
 def _announce(what: str) -> Callable[..., None]:

@@ -94,6 +94,11 @@ def _owns_events_partitions(worker: ChildProcess, topic: str) -> bool:
 
 async def test_two_workers_share_the_partitions_and_hand_over_without_loss(pipeline: Pipeline) -> None:
     first, second = pipeline.start_worker(), pipeline.start_worker()
+
+    async def owners() -> list[bool]:
+        return [_owns_events_partitions(w, pipeline.topic) for w in (first, second)]
+
+    await eventually(owners, all)  # the group settled with partitions on both workers
     customers = [f"customer{n}@example.com" for n in range(16)]
     rounds = [
         [brevo_email("delivered", email=c, ts_epoch=1_700_000_000_000 + r) for c in customers]
@@ -115,8 +120,7 @@ async def test_two_workers_share_the_partitions_and_hand_over_without_loss(pipel
         )
 
     await delivered(2)
-    assert _owns_events_partitions(first, pipeline.topic)
-    assert _owns_events_partitions(second, pipeline.topic)
+    assert await owners() == [True, True]
 
     first.stop()
     await pipeline.post(rounds[2])
