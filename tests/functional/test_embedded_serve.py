@@ -32,6 +32,7 @@ class Server:
 
     def start(self) -> "Server":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BREVO_", "TAJO_", "KAFKA_"))}
+        already = self.log_path.stat().st_size if self.log_path.exists() else 0
         env |= {
             "BREVO_WEBHOOK_SECRET": SECRET.decode(),
             "TAJO_API_TOKEN": TOKEN,
@@ -47,7 +48,7 @@ class Server:
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if b"listening on" in self.log_path.read_bytes():
+            if b"listening on" in self.log_path.read_bytes()[already:]:
                 return self
             time.sleep(0.1)
         raise AssertionError(self.log_path.read_text())

@@ -1,0 +1,113 @@
+"""The Kafka adapter of the log's read side: every partition of one topic, up to the end offsets of now."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from eventlog.port import LoggedRecord, LogUnavailable, ReadStart
+
+
+class KafkaLogReader:
+    """Reads one topic back; records of different partitions interleave, each partition in offset order."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, *, request_timeout_s: float = 30.0) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._topic = topic
+        self._request_timeout_s = request_timeout_s
+
+    async def head(self) -> dict[int, int]:
+        consumer = await self._start_consumer()
+        try:
+            partitions = await self._partitions(consumer)
+            return await self._end_offsets(consumer, partitions)
+        except (KafkaError, TimeoutError) as error:
+            raise LogUnavailable(f"head of {self._topic!r}: {error!r}") from error
+        finally:
+            await consumer.stop()
+
+    async def read(self, start: ReadStart) -> AsyncIterator[LoggedRecord]:
+        if start.offsets is not None and start.at_ms is not None:
+            raise ValueError("a read starts at given offsets or at a time, not both")
+        consumer = await self._start_consumer()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            ends = await self._end_offsets(consumer, partitions)
+            starts = await self._start_offsets(consumer, partitions, start, ends)
+            remaining: set[TopicPartition] = set()
+            for tp in partitions:
+                if starts[tp.partition] < ends[tp.partition]:
+                    consumer.seek(tp, starts[tp.partition])
+                    remaining.add(tp)
+            while remaining:
+                batches = await consumer.getmany(*remaining, timeout_ms=1000)
+                for tp, batch in batches.items():
+                    end = ends[tp.partition]
+                    for record in batch:
+                        if record.offset >= end:
+                            break
+                        yield LoggedRecord(
+                            partition=tp.partition,
+                            offset=int(record.offset),
+                            key=bytes(record.key or b""),
+                            value=bytes(record.value or b""),
+                            appended_at_ms=int(record.timestamp),
+                        )
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp.partition]:
+                        remaining.discard(tp)
+        except (KafkaError, TimeoutError) as error:
+            raise LogUnavailable(f"read of {self._topic!r}: {error!r}") from error
+        finally:
+            await consumer.stop()
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # an offset already deleted by retention reads from the oldest kept
+            request_timeout_ms=int(self._request_timeout_s * 1000),
+        )
+        try:
+            await consumer.start()
+        except KafkaError as error:
+            await consumer.stop()
+            raise LogUnavailable(f"kafka at {self._bootstrap_servers}: {error!r}") from error
+        return consumer
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        async with asyncio.timeout(self._request_timeout_s):
+            cluster = await consumer._client.fetch_all_metadata()  # public topics() drops partitions
+        found = cluster.partitions_for_topic(self._topic)
+        if not found:
+            raise LogUnavailable(f"kafka topic {self._topic} does not exist")
+        return [TopicPartition(self._topic, p) for p in sorted(found)]
+
+    async def _end_offsets(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> dict[int, int]:
+        async with asyncio.timeout(self._request_timeout_s):
+            ends = await consumer.end_offsets(partitions)
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    async def _start_offsets(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        start: ReadStart,
+        ends: dict[int, int],
+    ) -> dict[int, int]:
+        async with asyncio.timeout(self._request_timeout_s):
+            if start.at_ms is not None:
+                found = await consumer.offsets_for_times(dict.fromkeys(partitions, start.at_ms))
+                return {
+                    tp.partition: ends[tp.partition] if at is None else int(at.offset)
+                    for tp, at in found.items()
+                }
+            beginnings = await consumer.beginning_offsets(partitions)
+            oldest = {tp.partition: int(offset) for tp, offset in beginnings.items()}
+            if start.offsets is None:
+                return oldest
+            return {p: max(oldest[p], start.offsets.get(p, oldest[p])) for p in oldest}

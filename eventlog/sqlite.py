@@ -1,0 +1,289 @@
+"""The embedded adapter of the event log: one append-only SQLite table, durable on every acknowledged append.
+
+The log is a single partition (0), so it keeps a total order and therefore the order of every key.
+WAL mode with `synchronous=FULL` syncs the write-ahead log at each commit: an append that returned
+survives `kill -9` and power loss. Every SQLite call runs on one dedicated thread, and appends that
+arrive while a commit is in flight are group-committed in the next transaction.
+"""
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from eventlog.port import LoggedRecord, LogHealth, LogRecord, LogUnavailable, ReadStart
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PARTITION = 0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    "offset" INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    appended_at_ms INTEGER NOT NULL
+)
+"""
+_LAST = 'SELECT "offset", appended_at_ms FROM events ORDER BY "offset" DESC LIMIT 1'
+_PAGE = (
+    'SELECT "offset", key, value, appended_at_ms FROM events WHERE "offset" >= ? AND "offset" < ? '
+    'ORDER BY "offset" LIMIT ?'
+)
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch, by the wall clock."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _PendingAppend:
+    """One caller's records waiting for the next commit, and the future that tells it the outcome."""
+
+    records: Sequence[LogRecord]
+    done: "asyncio.Future[None]"
+
+
+class SqliteEventLog:
+    """An append-only log in one SQLite file: the append side (`EventLog`) and the read side (`LogReader`)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        page_size: int = 1000,
+        busy_timeout_ms: int = 5000,
+        poll_interval_s: float = 0.25,
+    ) -> None:
+        self._path = path
+        self._clock = clock
+        self._page_size = page_size
+        self._busy_timeout_ms = busy_timeout_ms
+        self._poll_interval_s = poll_interval_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # created, used and closed on the executor's thread
+        self._open_lock = asyncio.Lock()
+        self._pending: list[_PendingAppend] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._appended = asyncio.Event()  # set, then replaced, after each commit of this process
+
+    # --- the append side -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._connect()
+        except LogUnavailable as error:
+            log.warning("event log not openable at start-up, will retry on demand: %s", error)
+
+    async def stop(self) -> None:
+        committer = self._committer
+        if committer is not None:
+            await asyncio.wait([committer])  # lets the appends already taken finish
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close)
+        executor.shutdown(wait=False)  # its only job is done; the thread exits on its own
+
+    async def append(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        await self._connect()
+        pending = _PendingAppend(list(records), asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending(), name=f"sqlite-log:{self._path}")
+        await pending.done
+
+    async def health(self) -> LogHealth:
+        try:
+            await self._connect()
+            head = await self._run(self._check_writable)
+        except (LogUnavailable, sqlite3.Error) as error:
+            return LogHealth(ok=False, detail=f"sqlite {self._path}: {error!r}")
+        return LogHealth(ok=True, detail=f"sqlite {self._path} (next offset {head})")
+
+    # --- the read side ---------------------------------------------------------------------------
+
+    async def head(self) -> dict[int, int]:
+        await self._connect()
+        return {PARTITION: await self._run_reading(self._next_offset)}
+
+    async def read(self, start: ReadStart) -> AsyncIterator[LoggedRecord]:
+        if start.offsets is not None and start.at_ms is not None:
+            raise ValueError("a read starts at given offsets or at a time, not both")
+        await self._connect()
+        end = await self._run_reading(self._next_offset)
+        if start.offsets is not None:
+            position = max(0, start.offsets.get(PARTITION, 0))
+        elif start.at_ms is not None:
+            position = await self._run_reading(self._first_at_or_after, start.at_ms, end)
+        else:
+            position = 0
+        while position < end:
+            rows = await self._run_reading(self._page, position, end)
+            if not rows:
+                return
+            for row in rows:
+                yield row
+            position = rows[-1].offset + 1
+
+    async def wait_beyond(self, offset: int, timeout_s: float) -> None:
+        """Returns once the head exceeds `offset`, or after `timeout_s`; wakes on this process's appends."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            appended = self._appended  # taken before looking, so a commit in between is not missed
+            if (await self.head())[PARTITION] > offset:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:  # the poll sees appends of other processes
+                async with asyncio.timeout(min(remaining, self._poll_interval_s)):
+                    await appended.wait()
+            except TimeoutError:
+                pass
+
+    # --- group commit ----------------------------------------------------------------------------
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            records = [record for pending in batch for record in pending.records]
+            try:
+                await self._run(self._write, records, self._clock())
+            except BaseException as error:
+                failure = LogUnavailable(f"append to {self._path} failed: {error!r}")
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(failure)
+                if not isinstance(error, Exception):
+                    self._fail_pending(failure)
+                    raise
+                log.warning("append of %d records to %s failed: %r", len(records), self._path, error)
+                continue
+            for pending in batch:
+                if not pending.done.done():  # a caller that gave up still had its records stored
+                    pending.done.set_result(None)
+            self._appended.set()
+            self._appended = asyncio.Event()
+
+    def _fail_pending(self, failure: LogUnavailable) -> None:
+        pending, self._pending = self._pending, []
+        for waiting in pending:
+            if not waiting.done.done():
+                waiting.done.set_exception(failure)
+
+    # --- the executor thread ---------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        if self._conn is not None:
+            return
+        async with self._open_lock:
+            if self._conn is None:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-log")
+                try:
+                    await self._run(self._open)
+                except sqlite3.Error as error:
+                    raise LogUnavailable(f"sqlite {self._path}: {error!r}") from error
+
+    async def _run(self, call: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise LogUnavailable(f"sqlite {self._path} is stopped")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+
+    async def _run_reading(self, call: Callable[..., T], *args: object) -> T:
+        try:
+            return await self._run(call, *args)
+        except sqlite3.Error as error:
+            raise LogUnavailable(f"read of {self._path} failed: {error!r}") from error
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)  # transactions are begun explicitly
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"journal_mode is {mode}, not wal")
+            conn.execute("PRAGMA synchronous=FULL")  # sync the WAL at each commit
+            conn.execute(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.OperationalError("the log is closed")
+        return self._conn
+
+    def _write(self, records: Sequence[LogRecord], now_ms: int) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")  # takes the write lock now, so the offsets read below stay ours
+        try:
+            last = conn.execute(_LAST).fetchone()
+            first = 0 if last is None else int(last[0]) + 1
+            at_ms = now_ms if last is None else max(now_ms, int(last[1]))  # time never goes back in the log
+            conn.executemany(
+                "INSERT INTO events VALUES (?, ?, ?, ?)",
+                [(first + i, record.key, record.value, at_ms) for i, record in enumerate(records)],
+            )
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    def _check_writable(self) -> int:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute('DELETE FROM events WHERE "offset" < 0')  # a write that changes nothing
+            return self._next_offset()
+        finally:
+            conn.execute("ROLLBACK")
+
+    def _next_offset(self) -> int:
+        last = self._connection().execute(_LAST).fetchone()
+        return 0 if last is None else int(last[0]) + 1
+
+    def _first_at_or_after(self, at_ms: int, end: int) -> int:
+        """Binary search over offsets: the log's times never decrease, so this finds the first in O(log n)."""
+        conn = self._connection()
+        low, high = 0, end
+        while low < high:
+            middle = (low + high) // 2
+            row = conn.execute(
+                'SELECT "offset", appended_at_ms FROM events WHERE "offset" >= ? ORDER BY "offset" LIMIT 1',
+                (middle,),
+            ).fetchone()
+            if row is None or int(row[0]) >= end:
+                high = middle
+            elif int(row[1]) < at_ms:
+                low = int(row[0]) + 1
+            else:
+                high = middle
+        return low
+
+    def _page(self, position: int, end: int) -> list[LoggedRecord]:
+        rows = self._connection().execute(_PAGE, (position, end, self._page_size)).fetchall()
+        return [
+            LoggedRecord(PARTITION, int(offset), bytes(key), bytes(value), int(at_ms))
+            for offset, key, value, at_ms in rows
+        ]

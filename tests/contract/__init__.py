@@ -1,0 +1,1 @@
+"""Contract suites: one suite per port, run against every adapter of it."""
