@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
+from projections.holder import Projection, ProjectionHolder
 from projections.openapi import Param, Route, openapi_document
 from projections.store import ReadModel
 from projections.views import AlertFeed, CampaignList, CampaignStats, CustomerView, InboxFeed, SuppressionList
@@ -40,7 +41,9 @@ class ApiSettings:
     api_token: str = field(repr=False)
 
 
-STORE = web.AppKey("store", ReadModel)
+HOLDER = web.AppKey("holder", ProjectionHolder)
+PINNED = web.RequestKey("projection", Projection)
+VERSION_HEADER = "X-Projection-Version"
 FEEDER = web.AppKey("feeder", Feeder)
 API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 OPENAPI = web.AppKey("openapi", bytes)
@@ -111,7 +114,7 @@ async def get_customer(request: web.Request) -> web.Response:
     address = normalize_address(request.match_info["address"])
     if address is None:
         raise BadRequest("not an email address or phone number")
-    view = request.app[STORE].customer(address)
+    view = _store(request).customer(address)
     if view is None:
         return _error(404, "Not Found", f"no customer {address}")
     return _model(view)
@@ -119,13 +122,13 @@ async def get_customer(request: web.Request) -> web.Response:
 
 async def get_campaigns(request: web.Request) -> web.Response:
     """Every campaign and tag with its stats."""
-    return _model(CampaignList(campaigns=request.app[STORE].campaigns()))
+    return _model(CampaignList(campaigns=_store(request).campaigns()))
 
 
 async def get_campaign(request: web.Request) -> web.Response:
     """One campaign (`45`) or tag (`tag:welcome`); 404 when nothing concerns it."""
     key = request.match_info["key"]
-    stats = request.app[STORE].campaign(key)
+    stats = _store(request).campaign(key)
     if stats is None:
         return _error(404, "Not Found", f"no campaign {key}")
     return _model(stats)
@@ -133,17 +136,17 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 async def get_suppressions(request: web.Request) -> web.Response:
     """Every address that must not be emailed or texted, and why."""
-    return _model(SuppressionList(suppressions=request.app[STORE].suppressions()))
+    return _model(SuppressionList(suppressions=_store(request).suppressions()))
 
 
 async def get_alerts(request: web.Request) -> web.Response:
     """The newest marketing alerts."""
-    return _model(AlertFeed(alerts=request.app[STORE].alerts(_limit(request), _before(request))))
+    return _model(AlertFeed(alerts=_store(request).alerts(_limit(request), _before(request))))
 
 
 async def get_inbox(request: web.Request) -> web.Response:
     """The newest support messages."""
-    return _model(InboxFeed(messages=request.app[STORE].inbox(_limit(request))))
+    return _model(InboxFeed(messages=_store(request).inbox(_limit(request))))
 
 
 async def get_openapi(request: web.Request) -> web.Response:
@@ -199,11 +202,28 @@ ROUTES: list[tuple[Route, Handler]] = [
 ]
 
 
-def create_app(settings: ApiSettings, store: ReadModel, feeder: Feeder) -> web.Application:
-    """The projections API over a read model that the feeder keeps current."""
-    app = web.Application()
+def _store(request: web.Request) -> ReadModel:
+    projection: Projection = request[PINNED]
+    return projection.model
+
+
+@web.middleware
+async def _pin_projection(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Serves the whole request from the projection in service when it arrived, and says which one."""
+    projection = request.app[HOLDER].current
+    request[PINNED] = projection
+    response = await handler(request)
+    response.headers[VERSION_HEADER] = str(projection.version)
+    return response
+
+
+def create_app(settings: ApiSettings, store: ReadModel | ProjectionHolder, feeder: Feeder) -> web.Application:
+    """The projections API over a read model (or a holder of the one in service) the feeder keeps current."""
+    app = web.Application(middlewares=[_pin_projection])
     app[API_SETTINGS] = settings
-    app[STORE] = store
+    app[HOLDER] = store if isinstance(store, ProjectionHolder) else ProjectionHolder(store)
     app[FEEDER] = feeder
     app[OPENAPI] = orjson.dumps(openapi_document("tajo-events projections", [route for route, _ in ROUTES]))
 

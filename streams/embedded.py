@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from eventlog.port import LoggedRecord, LogReader, ReadStart
 from streams.actions import Action, decode_action, encode_action
@@ -20,57 +21,171 @@ from streams.effector import Effector, Outcome
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[str, bytes], None]
+OnVersion = Callable[[int, list[tuple[str, bytes]]], Awaitable[None]]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS states (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 0), next_offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS state_rows (
+    version INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (version, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (version INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS live (id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS actions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, action_id TEXT UNIQUE NOT NULL, value BLOB NOT NULL,
     done INTEGER NOT NULL DEFAULT 0
 );
 """
+_MIGRATE_UNVERSIONED = """
+INSERT OR IGNORE INTO state_rows (version, key, value) SELECT 0, key, value FROM states;
+INSERT OR REPLACE INTO versions (version, next_offset) SELECT 0, next_offset FROM position WHERE id = 0;
+DROP TABLE states;
+DROP TABLE position;
+"""
+
+
+class TailingReader(LogReader, Protocol):
+    """A log reader that can also wait for records beyond an offset (the embedded log)."""
+
+    async def wait_beyond(self, offset: int, timeout_s: float) -> None:
+        """Returns once a record after `offset` exists; raises TimeoutError after `timeout_s`."""
+
+
+class VersionChanged(Exception):
+    """The live state version changed under this connection (a replay switched it): reload before folding."""
 
 
 class StateDb:
-    """The embedded state file: states by key, the next log offset to fold, and the actions outbox."""
+    """The embedded state file: state versions, the live one, and the actions outbox.
 
-    def __init__(self, path: Path) -> None:
+    Each version holds states by key and the next log offset it needs.
+
+    The live version is the one the runner folds into and the projections are built from. A replay
+    builds a new version next to it and switches `live` in one transaction; the runner's next commit
+    then fails with `VersionChanged` and it reloads from the new version.
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            tables = {
+                row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if "states" in tables and "position" in tables:  # a state file from before versions
+                for statement in _MIGRATE_UNVERSIONED.strip().split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            if self._db.execute("SELECT 1 FROM live").fetchone() is None:
+                self._db.execute("INSERT INTO live (id, version) VALUES (0, 0)")
+                self._db.execute("INSERT OR IGNORE INTO versions (version, next_offset) VALUES (0, 0)")
+        self.version = self.live_version()
 
     def close(self) -> None:
         """Closes the file."""
         self._db.close()
 
-    def next_offset(self) -> int:
-        """The offset of the first log record not folded yet."""
-        row = self._db.execute("SELECT next_offset FROM position WHERE id = 0").fetchone()
+    # -- the live version, as the runner and the projections see it
+
+    def live_version(self) -> int:
+        """The version reads are served from now."""
+        return int(self._db.execute("SELECT version FROM live WHERE id = 0").fetchone()[0])
+
+    def load(self) -> list[tuple[str, bytes]]:
+        """Follows the live version (sets `version`) and returns its states, read in one snapshot."""
+        with self._transaction("BEGIN"):
+            self.version = self.live_version()
+            return list(self.states())
+
+    def snapshot(self) -> tuple[int, list[tuple[str, bytes]]]:
+        """The live version's next offset and states, read in one snapshot (for `--verify`)."""
+        with self._transaction("BEGIN"):
+            version = self.live_version()
+            return self.next_offset(version), list(self.states(version))
+
+    def next_offset(self, version: int | None = None) -> int:
+        """The offset of the first log record a version (this connection's by default) has not folded."""
+        row = self._db.execute(
+            "SELECT next_offset FROM versions WHERE version = ?", (self._v(version),)
+        ).fetchone()
         return int(row[0]) if row else 0
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, version: int | None = None) -> bytes | None:
         """The stored state of a key."""
-        row = self._db.execute("SELECT value FROM states WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(
+            "SELECT value FROM state_rows WHERE version = ? AND key = ?", (self._v(version), key)
+        ).fetchone()
         return bytes(row[0]) if row else None
 
-    def states(self) -> Iterator[tuple[str, bytes]]:
-        """Every stored state."""
-        for key, value in self._db.execute("SELECT key, value FROM states ORDER BY key"):
+    def states(self, version: int | None = None) -> Iterator[tuple[str, bytes]]:
+        """Every stored state of a version, by key."""
+        rows = self._db.execute(
+            "SELECT key, value FROM state_rows WHERE version = ? ORDER BY key", (self._v(version),)
+        )
+        for key, value in rows:
             yield str(key), bytes(value)
 
+    def set_state(self, key: str, value: bytes) -> None:
+        """Overwrites one live state outside the fold (for repairs and tests of `--verify`)."""
+        self._db.execute(
+            "UPDATE state_rows SET value = ? WHERE version = (SELECT version FROM live) AND key = ?",
+            (value, key),
+        )
+
     def commit(self, changes: dict[str, bytes], actions: list[Action], next_offset: int) -> None:
-        """Writes states, actions and the new position in one transaction."""
+        """Writes states, actions and the new position of this connection's version in one transaction.
+
+        Raises VersionChanged, writing nothing, when that version is no longer live.
+        """
         with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO states (key, value) VALUES (?, ?)", changes.items())
-            self._db.executemany(
-                "INSERT OR IGNORE INTO actions (action_id, value) VALUES (?, ?)",
-                [(a.action_id, encode_action(a)) for a in actions],
-            )
+            if self.live_version() != self.version:
+                raise VersionChanged(self.version)
+            self._write(self.version, changes, next_offset)
+            self._add_actions(actions)
+
+    # -- new versions, as a replay builds them
+
+    def create_version(self, next_offset: int) -> int:
+        """Starts an empty version that will fold the log from `next_offset`; drops abandoned ones."""
+        with self._transaction():
+            live = self.live_version()
+            self._db.execute("DELETE FROM state_rows WHERE version != ?", (live,))
+            self._db.execute("DELETE FROM versions WHERE version != ?", (live,))
+            version = live + 1
             self._db.execute(
-                "INSERT OR REPLACE INTO position (id, next_offset) VALUES (0, ?)", (next_offset,)
+                "INSERT INTO versions (version, next_offset) VALUES (?, ?)", (version, next_offset)
             )
+            return version
+
+    def fill(self, version: int, changes: dict[str, bytes], next_offset: int) -> None:
+        """Writes a batch of a version being built (no actions: a replay acts on nothing by itself)."""
+        with self._transaction():
+            self._write(version, changes, next_offset)
+
+    def switch(self, version: int, tail_actions: list[tuple[int, Action]]) -> bool:
+        """Makes `version` live if it has folded at least as far as the live one, and drops the old one.
+
+        The actions of `tail_actions` (offset, action) the live version has not reached yet are
+        queued, so that events folded only by the new version still get acted on. Returns False,
+        changing nothing, when the live version is ahead: fold further and try again.
+        """
+        with self._transaction():
+            live = self.live_version()
+            live_next = self.next_offset(live)
+            if self.next_offset(version) < live_next:
+                return False
+            self._add_actions([action for offset, action in tail_actions if offset >= live_next])
+            self._db.execute("UPDATE live SET version = ? WHERE id = 0", (version,))
+            self._db.execute("DELETE FROM state_rows WHERE version = ?", (live,))
+            self._db.execute("DELETE FROM versions WHERE version = ?", (live,))
+            return True
+
+    # -- the outbox
 
     def pending_actions(self, limit: int = 100) -> list[tuple[str, bytes]]:
         """Actions not carried out yet, oldest first."""
@@ -91,9 +206,29 @@ class StateDb:
         """Marks an action Brevo refused or that failed every attempt: kept, never tried again."""
         self._db.execute("UPDATE actions SET done = -1 WHERE action_id = ?", (action_id,))
 
+    # -- plumbing
+
+    def _v(self, version: int | None) -> int:
+        return self.version if version is None else version
+
+    def _write(self, version: int, changes: dict[str, bytes], next_offset: int) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO state_rows (version, key, value) VALUES (?, ?, ?)",
+            [(version, key, value) for key, value in changes.items()],
+        )
+        self._db.execute(
+            "INSERT OR REPLACE INTO versions (version, next_offset) VALUES (?, ?)", (version, next_offset)
+        )
+
+    def _add_actions(self, actions: list[Action]) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO actions (action_id, value) VALUES (?, ?)",
+            [(a.action_id, encode_action(a)) for a in actions],
+        )
+
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+        self._db.execute(begin)
         try:
             yield
         except BaseException:
@@ -103,28 +238,32 @@ class StateDb:
 
 
 class EmbeddedRunner:
-    """Tails the log from the stored position, folds each batch, commits, then tells `on_change`."""
+    """Tails the log from the live version's position, folds each batch, commits, then tells `on_change`.
+
+    When a replay switches the live version, the runner reloads: `on_version` gets the new version's
+    states (to build the projections it serves from them), then folding goes on from its position.
+    """
 
     def __init__(
         self,
-        reader: LogReader,
-        wait_beyond: Callable[[int, float], Awaitable[None]],
+        reader: TailingReader,
         state_db: StateDb,
         on_change: OnChange,
+        on_version: OnVersion,
+        *,
         batch: int = 500,
     ) -> None:
         self._reader = reader
-        self._wait_beyond = wait_beyond
         self._db = state_db
         self._on_change = on_change
+        self._on_version = on_version
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self.folded = 0
 
     async def start(self) -> None:
-        """Feeds the stored states to `on_change`, then folds in the background."""
-        for key, value in self._db.states():
-            self._on_change(key, value)
+        """Hands the live version's states to `on_version`, then folds in the background."""
+        await self._reload()
         self._task = asyncio.create_task(self._run(), name="embedded-runner")
 
     async def stop(self) -> None:
@@ -145,14 +284,22 @@ class EmbeddedRunner:
                 records = []
         return count + (await self._fold(records) if records else 0)
 
+    async def _reload(self) -> None:
+        states = await asyncio.to_thread(self._db.load)
+        await self._on_version(self._db.version, states)
+
     async def _run(self) -> None:
         while True:
             try:
+                if self._db.live_version() != self._db.version:
+                    await self._reload()
                 await self.catch_up()
                 with contextlib.suppress(TimeoutError):
-                    await self._wait_beyond(self._db.next_offset() - 1, 1.0)
+                    await self._reader.wait_beyond(self._db.next_offset() - 1, 1.0)
             except asyncio.CancelledError:
                 raise
+            except VersionChanged:
+                log.info("a replay switched the live state version; reloading")
             except Exception:
                 log.exception("embedded runner failed a batch; retrying")
                 await asyncio.sleep(1.0)

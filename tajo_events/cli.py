@@ -154,9 +154,38 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=int(os.environ.get("TAJO_PORT", default_port)))
     commands.add_parser("worker", help="run a Faust worker folding events into the engagement table")
+    from tajo_events.replay_command import add_arguments
+
+    add_arguments(
+        commands.add_parser("replay", help="rebuild the projections from the log (or --verify them)")
+    )
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker from Maven Central jars")
     kafka.add_argument("--port", type=int, default=9092)
     return parser
+
+
+def _run(args: argparse.Namespace, pipeline: PipelineSettings) -> int:
+    commands: dict[str, Callable[[], int]] = {
+        "ingest": lambda: run_ingest(pipeline, args.host, args.port),
+        "projections": lambda: run_projections(pipeline, args.host, args.port),
+        "worker": lambda: run_worker(pipeline),
+        "serve": lambda: run_serve(pipeline, args.host, args.port),
+        "replay": lambda: _replay(pipeline, args),
+        "kafka": lambda: _kafka(args.port),
+    }
+    return commands[args.command]()
+
+
+def _replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
+    from tajo_events.replay_command import run_replay
+
+    return run_replay(pipeline, args)
+
+
+def _kafka(port: int) -> int:
+    from tajo_events.kafka_local import main as kafka_main
+
+    return kafka_main(["--port", str(port)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,18 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        pipeline = PipelineSettings.from_env(os.environ)
-        if args.command == "ingest":
-            return run_ingest(pipeline, args.host, args.port)
-        if args.command == "projections":
-            return run_projections(pipeline, args.host, args.port)
-        if args.command == "worker":
-            return run_worker(pipeline)
-        if args.command == "serve":
-            return run_serve(pipeline, args.host, args.port)
-        from tajo_events.kafka_local import main as kafka_main
-
-        return kafka_main(["--port", str(args.port)])
+        return _run(args, PipelineSettings.from_env(os.environ))
     except ConfigError as error:
         sys.stderr.write(f"tajo-events: {error}\n")
         return 2

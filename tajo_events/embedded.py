@@ -1,16 +1,18 @@
 """The one-process pipeline on the embedded log: ingester, in-process fold and projections API together."""
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from eventlog.sqlite import SqliteEventLog
 
+from eventlog.sqlite import SqliteEventLog
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestSettings
 from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
+from projections.holder import ProjectionHolder
 from projections.store import ReadModel
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector
@@ -25,15 +27,27 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
     data_dir.mkdir(parents=True, exist_ok=True)
     event_log = SqliteEventLog(data_dir / LOG_FILE)
     state_db = StateDb(data_dir / STATE_FILE)
-    model = ReadModel()
-    runner = EmbeddedRunner(event_log, event_log.wait_beyond, state_db, model.apply)
+    holder = ProjectionHolder()
+
+    async def serve_version(version: int, states: list[tuple[str, bytes]]) -> None:
+        holder.swap(await asyncio.to_thread(build_model, states), version)
+
+    runner = EmbeddedRunner(event_log, state_db, holder.apply, serve_version)
     app = create_ingest_app(IngestSettings.from_env(os.environ), event_log)
-    app.add_subapp("/api/", create_projections_app(ApiSettings(api_token), model, runner))
+    app.add_subapp("/api/", create_projections_app(ApiSettings(api_token), holder, runner))
     brevo = BrevoSettings.from_env(os.environ)
     if brevo is not None:
         app.cleanup_ctx.append(_effector_context(data_dir / STATE_FILE, brevo))
     app.on_cleanup.append(_closer(state_db))
     return app
+
+
+def build_model(states: list[tuple[str, bytes]]) -> ReadModel:
+    """A read model holding the given states."""
+    model = ReadModel()
+    for key, value in states:
+        model.apply(key, value)
+    return model
 
 
 def _effector_context(

@@ -1,14 +1,28 @@
-"""Replay: rebuild every projection from the log alone, and compare it with the live one (`--verify`)."""
+"""Replay: rebuild every projection from the log alone, switch reads to it, or compare it with the live one.
+
+On the embedded log a replay folds the log into a new state version next to the live one (the
+server keeps answering from the live one), folds on until it has caught up with the head, then
+switches the live version in one transaction; the running server reloads and swaps its projection
+atomically. Actions are never re-sent by a replay: only events the live fold had not reached yet
+get their actions queued. `--verify` folds the log up to exactly the live position into memory and
+compares state digests. On Kafka, `--verify` compares a rebuild of the events topic with the live
+engagement table read from its changelog.
+"""
 
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from eventlog.port import LoggedRecord, LogReader, ReadStart
+from eventlog.port import LogReader, ReadStart
 from projections.store import ReadModel
+from streams.actions import Action
 from streams.apply import apply_record
+from streams.embedded import StateDb
+
+PARTITION = 0  # the embedded log has one partition
+FILL_BATCH = 1000
 
 
 @dataclass
@@ -18,6 +32,7 @@ class Progress:
     total: int
     out: TextIO = field(default_factory=lambda: sys.stderr)
     every_s: float = 1.0
+    label: str = "replay"
     done: int = 0
     _started: float = field(default_factory=time.monotonic)
     _shown: float = 0.0
@@ -25,8 +40,9 @@ class Progress:
     def advance(self, count: int = 1) -> None:
         """Counts `count` more events and shows progress when it is time to."""
         self.done += count
+        self.total = max(self.total, self.done)  # the log may grow while it is replayed
         now = time.monotonic()
-        if now - self._shown >= self.every_s or self.done >= self.total:
+        if now - self._shown >= self.every_s:
             self._shown = now
             self._show(now, final=False)
 
@@ -42,17 +58,33 @@ class Progress:
         text = f"{self.done}/{self.total} events, {rate:.0f} events/s, ETA {eta}"
         if self.out.isatty():
             width = 30
-            filled = width if self.total == 0 else min(width, width * self.done // max(self.total, 1))
-            self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}" + ("\n" if final else ""))
+            filled = width if self.total == 0 else min(width, width * self.done // self.total)
+            bar = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {text}"
+            self.out.write(bar + ("\n" if final else ""))
         else:
-            self.out.write(f"replay: {text}\n")
+            self.out.write(f"{self.label}: {text}\n")
         self.out.flush()
 
 
-async def rebuild(reader: LogReader, start: ReadStart, progress: Progress | None = None) -> ReadModel:
-    """Folds the log from `start` to its head into fresh states and returns their read model."""
+async def count_records(reader: LogReader, start: ReadStart, until: dict[int, int] | None = None) -> int:
+    """How many records a read from `start` (up to `until`, or the head) will see: the progress total."""
+    ends = until if until is not None else await reader.head()
+    if start.offsets is not None:
+        return sum(max(end - start.offsets.get(p, 0), 0) for p, end in ends.items())
+    return sum(ends.values())
+
+
+async def rebuild(
+    reader: LogReader,
+    start: ReadStart,
+    progress: Progress | None = None,
+    until: dict[int, int] | None = None,
+) -> ReadModel:
+    """Folds the log from `start` up to `until` (exclusive offsets per partition, else the head) in memory."""
     states: dict[str, bytes] = {}
-    async for record in _records(reader, start):
+    async for record in reader.read(start):
+        if until is not None and record.offset >= until.get(record.partition, 0):
+            continue
         applied = apply_record(states.get, record.value)
         if applied.state is not None:
             states[applied.key] = applied.state
@@ -60,23 +92,15 @@ async def rebuild(reader: LogReader, start: ReadStart, progress: Progress | None
             progress.advance()
     if progress is not None:
         progress.finish()
+    return model_of(sorted(states.items()))
+
+
+def model_of(states: list[tuple[str, bytes]]) -> ReadModel:
+    """A read model holding the given states."""
     model = ReadModel()
-    for key in sorted(states):
-        model.apply(key, states[key])
+    for key, value in states:
+        model.apply(key, value)
     return model
-
-
-async def _records(reader: LogReader, start: ReadStart) -> AsyncIterator[LoggedRecord]:
-    async for record in reader.read(start):
-        yield record
-
-
-async def count_records(reader: LogReader, start: ReadStart) -> int:
-    """How many records a read from `start` will see (for the progress total)."""
-    head = await reader.head()
-    if start.offsets is not None:
-        return sum(max(end - start.offsets.get(p, 0), 0) for p, end in head.items())
-    return sum(head.values())
 
 
 @dataclass(frozen=True)
@@ -92,7 +116,87 @@ class Verdict:
         """True when the rebuilt state equals the live one."""
         return self.live_digest == self.rebuilt_digest
 
+    def report(self, out: TextIO) -> None:
+        """Says whether the states agree and, when not, lists the differing keys."""
+        out.write(f"live digest:    {self.live_digest}\nrebuilt digest: {self.rebuilt_digest}\n")
+        if self.equal:
+            out.write("verify: the live state equals a rebuild from the log\n")
+            return
+        out.write(f"verify: {len(self.differing)} key(s) differ from a rebuild from the log:\n")
+        for key in self.differing:
+            out.write(f"  {key}\n")
+
 
 def verify(live: ReadModel, rebuilt: ReadModel) -> Verdict:
     """Compares a live read model with one rebuilt from the log."""
     return Verdict(live.digest(), rebuilt.digest(), rebuilt.differing_keys(live))
+
+
+async def verify_embedded(reader: LogReader, db: StateDb, progress: Progress | None = None) -> Verdict:
+    """Rebuilds the log up to the live version's position and compares it with that version's states."""
+    position, states = db.snapshot()
+    if progress is not None:
+        progress.total = position
+    rebuilt = await rebuild(reader, ReadStart(), progress, until={PARTITION: position})
+    return verify(model_of(states), rebuilt)
+
+
+@dataclass
+class _VersionBuild:
+    """A state version being folded from the log by a replay."""
+
+    db: StateDb
+    version: int
+    next_offset: int
+    live_next_at_start: int
+    tail_actions: list[tuple[int, Action]] = field(default_factory=list)
+    folded: int = 0
+
+    async def fold(self, reader: LogReader, start: ReadStart, progress: Progress | None) -> None:
+        changes: dict[str, bytes] = {}
+
+        def lookup(key: str) -> bytes | None:
+            return changes[key] if key in changes else self.db.get(key, self.version)
+
+        async for record in reader.read(start):
+            applied = apply_record(lookup, record.value)
+            if applied.state is not None:
+                changes[applied.key] = applied.state
+            if record.offset >= self.live_next_at_start:  # the live fold may not have acted on it yet
+                self.tail_actions.extend((record.offset, action) for action in applied.actions)
+            self.next_offset = record.offset + 1
+            self.folded += 1
+            if progress is not None:
+                progress.advance()
+            if len(changes) >= FILL_BATCH:
+                self.db.fill(self.version, changes, self.next_offset)
+                changes = {}
+        self.db.fill(self.version, changes, self.next_offset)
+
+
+async def replay_embedded(
+    reader: LogReader,
+    db: StateDb,
+    start: ReadStart,
+    progress: Progress | None = None,
+    before_switch: Callable[[int], None] | None = None,
+) -> int:
+    """Builds a new state version from `start`, catches up with the head, and makes it live.
+
+    Returns the new version. `before_switch` is called before each switch attempt (for tests).
+    """
+    head = (await reader.head()).get(PARTITION, 0)
+    first = head if start.at_ms is not None else (start.offsets or {}).get(PARTITION, 0)
+    if progress is not None:
+        progress.total = await count_records(reader, start)
+    build = _VersionBuild(db, db.create_version(first), first, db.next_offset(db.live_version()))
+    await build.fold(reader, start, progress)
+    while True:
+        await build.fold(reader, ReadStart(offsets={PARTITION: build.next_offset}), progress)
+        if before_switch is not None:
+            before_switch(build.version)
+        if db.switch(build.version, build.tail_actions):
+            break
+    if progress is not None:
+        progress.finish()
+    return build.version
