@@ -1,0 +1,100 @@
+"""`tajo-events replay --verify` on Kafka: a rebuild of the events topic against the table's changelog."""
+
+import asyncio
+import os
+import sys
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from eventlog.kafka_reader import KafkaLogReader
+from eventlog.port import ReadStart
+from streams.state import CustomerState, decode_state, encode_state
+from tests.integration.pipeline import PARTITIONS, Pipeline
+from tests.payloads import brevo_email
+from tests.processes import eventually
+
+pytestmark = pytest.mark.kafka
+
+CUSTOMERS = [f"k{n}@example.com" for n in range(8)]
+T0 = 1_767_225_600_000
+
+
+async def replay(pipeline: Pipeline, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "TAJO_"))}
+    env |= {
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline.bootstrap,
+        "TAJO_APP_ID": pipeline.app_id,
+        "TAJO_EVENTS_TOPIC": pipeline.topic,
+        "TAJO_PARTITIONS": str(PARTITIONS),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tajo_events.cli",
+        "replay",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(180):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def delivered(result: tuple[int, object]) -> int:
+    status, view = result
+    if status != 200 or not isinstance(view, dict):
+        return 0
+    count: int = view["channels"]["email"]["counts"]["delivered"]
+    return count
+
+
+async def test_verify_on_kafka_finds_equality_then_names_a_corrupted_customer(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    for n in range(10):
+        batch = [
+            brevo_email("delivered", email=a, ts_epoch=T0 + n * 1000 + c, **{"message-id": f"k{n}-{c}"})
+            for c, a in enumerate(CUSTOMERS)
+        ]
+        batch += [brevo_email("opened", email=CUSTOMERS[n % 8], ts_epoch=T0 + n * 1000 + 500)]
+        await pipeline.post(batch)
+    for address in CUSTOMERS:
+        await eventually(lambda a=address: pipeline.customer(a), lambda r: delivered(r) == 10)  # type: ignore[misc]
+
+    code, out, err = await replay(pipeline, "--verify", "--settle-s", "60")
+    assert code == 0, out + err
+    assert "equals a rebuild" in out
+
+    corrupted = CUSTOMERS[5]
+    status, _ = await pipeline.customer(corrupted)
+    assert status == 200
+    state = await _state_of(pipeline, corrupted)
+    wrong = state.email_channel.model_copy(update={"clicks": 99})
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
+    await producer.start()
+    try:  # same key, so the same partition as the table's own record
+        await producer.send_and_wait(
+            f"{pipeline.app_id}-engagement-changelog",
+            encode_state(state.model_copy(update={"email_channel": wrong})),
+            key=corrupted.encode(),
+        )
+    finally:
+        await producer.stop()
+
+    code, out, _ = await replay(pipeline, "--verify", "--settle-s", "3")
+    assert code == 1
+    assert [line.strip() for line in out.splitlines() if line.startswith("  ")] == [corrupted]
+
+
+async def _state_of(pipeline: Pipeline, address: str) -> CustomerState:
+    latest = None
+    async for record in KafkaLogReader(pipeline.bootstrap, f"{pipeline.app_id}-engagement-changelog").read(
+        ReadStart()
+    ):
+        if record.key.decode() == address:
+            latest = record.value
+    assert latest is not None
+    return decode_state(latest)
