@@ -183,7 +183,8 @@ class StateDb:
             self._db.execute("UPDATE live SET version = ? WHERE id = 0", (version,))
             self._db.execute("DELETE FROM state_rows WHERE version = ?", (live,))
             self._db.execute("DELETE FROM versions WHERE version = ?", (live,))
-            return True
+        self.version = version  # this connection now follows the version it made live
+        return True
 
     # -- the outbox
 
