@@ -242,7 +242,7 @@ def on_spam(state: CustomerState, event: CanonicalEvent) -> Step:
     record = Alert(
         alert_id=alert.action_id, kind="spam_report", address=state.address, at=_at(event), campaign=campaign
     )
-    state = state.model_copy(update={"alerts": (*state.alerts, record)[-FEED_WINDOW:]})
+    state = state.model_copy(update={"alerts": _newest_alerts(state.alerts, record)})
     return Step(_count_campaign(state, event, "spam"), (alert,))
 
 
@@ -308,7 +308,7 @@ def on_sms_replied(state: CustomerState, event: CanonicalEvent) -> Step:
         return Step(state, (_action(ActionKind.SMS_HELP, state, event, phone=state.address),))
     action = _action(ActionKind.SUPPORT_MESSAGE, state, event, phone=state.address, text=text)
     message = InboxMessage(message_id=action.action_id, address=state.address, at=_at(event), text=text)
-    return Step(state.model_copy(update={"inbox": (*state.inbox, message)[-FEED_WINDOW:]}), (action,))
+    return Step(state.model_copy(update={"inbox": _newest_messages(state.inbox, message)}), (action,))
 
 
 # -- contacts

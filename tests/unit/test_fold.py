@@ -334,3 +334,16 @@ def test_snapshot_then_continue_equals_full_replay(events: list[CanonicalEvent],
 def test_fold_is_step_without_actions() -> None:
     event = make_event(EventType.EMAIL_SPAM, 1)
     assert fold(initial_state(ADDRESS), event) == step(initial_state(ADDRESS), event).state
+
+
+def test_alerts_and_support_messages_are_kept_newest_first_whatever_their_arrival_order() -> None:
+    address = "late@example.com"
+    times = [1_700_000_300_000, 1_700_000_100_000, 1_700_000_200_000]
+    spam = [brevo_email("spam", email=address, ts_epoch=t, **{"message-id": f"s{t}"}) for t in times]
+    state, _ = run(address, *spam)
+    assert [alert.at for alert in state.alerts] == sorted(times)
+
+    phone = "+33612345678"
+    replies = [brevo_sms("replied", text=f"question {t}", ts_epoch=t) for t in times]
+    state, _ = run(phone, *replies)
+    assert [message.at for message in state.inbox] == sorted(times)
