@@ -16,11 +16,13 @@ class ChangelogFeeder:
     """Tails a compacted changelog topic and applies each record to a state store."""
 
     def __init__(self, bootstrap_servers: str, topic: str, store: StateStore) -> None:
+        """Feeds `store` from `topic`, from offset zero."""
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._store = store
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
+        self.positions: dict[int, int] = {}  # partition -> offset of the next record to apply
 
     async def start(self) -> None:
         """Starts tailing in the background; the topic may not exist yet."""
@@ -41,6 +43,10 @@ class ChangelogFeeder:
                 log.warning("changelog %s unreachable, retrying: %r", self._topic, error)
                 await asyncio.sleep(1.0)
 
+    def reached(self, ends: dict[int, int]) -> bool:
+        """True once every record before `ends` (offsets per partition) has been applied."""
+        return all(self.positions.get(p, 0) >= end for p, end in ends.items() if end > 0)
+
     async def _tail(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap_servers,
@@ -55,11 +61,12 @@ class ChangelogFeeder:
             await consumer.seek_to_beginning(*partitions)
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
                         if record.key is not None:
                             self._store.apply(record.key.decode(), record.value)
                             self.applied += 1
+                        self.positions[tp.partition] = record.offset + 1
         finally:
             await consumer.stop()
 

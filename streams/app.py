@@ -1,4 +1,8 @@
-"""The Faust app: agents decode, fold and store; actions go to their own topic for the effector."""
+"""The Faust apps: the fold (agents decode, fold and store; actions go to their own topic) and the effector.
+
+The fold runs under its generation's app id (see `streams.generations`); the effector under an app
+id of its own, so that a replay's switch of generations does not reset what it has carried out.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +14,10 @@ from streams.actions import decode_action, encode_action
 from streams.apply import apply_record
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
+from streams.generations import ENGAGEMENT_TABLE, changelog_topic, effects_app_id, fold_app_id
 
-ENGAGEMENT_TABLE = "engagement"
 EFFECTS_TABLE = "effects"
+__all__ = ["ENGAGEMENT_TABLE", "TableDoneLog", "WorkerSettings", "create_effects_app", "create_faust_app"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +32,12 @@ class WorkerSettings:
     app_id: str = "tajo-events"
     data_dir: Path = Path(".tajo-data/worker")
     session_timeout_s: float = 30.0
+    generation: int = 0
 
     @property
     def changelog_topic(self) -> str:
         """The topic Faust writes the engagement table's changes to."""
-        return f"{self.app_id}-{ENGAGEMENT_TABLE}-changelog"
+        return changelog_topic(self.app_id, self.generation)
 
 
 class TableDoneLog:
@@ -47,13 +53,9 @@ class TableDoneLog:
         self._table[action_id.encode()] = b"done"
 
 
-def create_faust_app(settings: WorkerSettings, brevo: BrevoSettings | None = None) -> tuple[faust.App, Any]:
-    """The Faust app with its folding agent and, when Brevo is configured, the effector agent.
-
-    Returns the app and the actions topic.
-    """
-    app = faust.App(
-        settings.app_id,
+def _app(settings: WorkerSettings, app_id: str) -> faust.App:
+    return faust.App(
+        app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
         key_serializer="raw",
@@ -68,6 +70,11 @@ def create_faust_app(settings: WorkerSettings, brevo: BrevoSettings | None = Non
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
     )
+
+
+def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
+    """The fold's Faust app, under the app id of its generation. Returns the app and the actions topic."""
+    app = _app(settings, fold_app_id(settings.app_id, settings.generation))
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
@@ -89,13 +96,15 @@ def create_faust_app(settings: WorkerSettings, brevo: BrevoSettings | None = Non
             if applied.state is not None:
                 table[applied.key.encode()] = applied.state
 
-    if brevo is not None:
-        _add_effector(app, settings, brevo, actions)
     return app, actions
 
 
-def _add_effector(app: faust.App, settings: WorkerSettings, brevo: BrevoSettings, actions: Any) -> None:
-    """The effector agent: carries out actions that need Brevo, at most once per action id."""
+def create_effects_app(settings: WorkerSettings, brevo: BrevoSettings) -> faust.App:
+    """The effector's Faust app: carries out actions that need Brevo, at most once per action id."""
+    app = _app(settings, effects_app_id(settings.app_id))
+    actions = app.topic(
+        settings.actions_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
+    )
     done = app.Table(EFFECTS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
     dead = app.topic(f"{settings.actions_topic}.dead", key_type=bytes, value_type=bytes, partitions=1)
 
@@ -106,3 +115,5 @@ def _add_effector(app: faust.App, settings: WorkerSettings, brevo: BrevoSettings
             async for value in stream:
                 if await effector.handle(decode_action(value)) is Outcome.GAVE_UP:
                     await dead.send(value=value)
+
+    return app

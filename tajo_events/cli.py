@@ -17,8 +17,8 @@ from ingest.app import create_app as create_ingest_app
 from ingest.config import ConfigError, IngestSettings
 from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
-from projections.changelog import ChangelogFeeder
-from projections.store import ReadModel
+from projections.generational import GenerationalFeeder
+from projections.holder import ProjectionHolder
 from tajo_events.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tajo_events")
 
 
-def _worker_settings(pipeline: PipelineSettings) -> "WorkerSettings":
+def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "WorkerSettings":
     from streams.app import WorkerSettings  # Faust is imported only by the commands that run it
 
     return WorkerSettings(
@@ -39,6 +39,7 @@ def _worker_settings(pipeline: PipelineSettings) -> "WorkerSettings":
         app_id=pipeline.app_id,
         data_dir=pipeline.data_dir / f"worker-{os.getpid()}",
         session_timeout_s=pipeline.session_timeout_s,
+        generation=generation,
     )
 
 
@@ -54,12 +55,9 @@ def _ingest_app(pipeline: PipelineSettings) -> web.Application:
 
 
 def _projections_app(pipeline: PipelineSettings) -> web.Application:
-    from streams.app import ENGAGEMENT_TABLE
-
-    store = ReadModel()
-    changelog = f"{pipeline.app_id}-{ENGAGEMENT_TABLE}-changelog"
-    feeder = ChangelogFeeder(pipeline.require_kafka(), changelog, store)
-    return create_projections_app(ApiSettings(pipeline.require_api_token()), store, feeder)
+    holder = ProjectionHolder()
+    feeder = GenerationalFeeder(pipeline.require_kafka(), pipeline.app_id, pipeline.events_topic, holder)
+    return create_projections_app(ApiSettings(pipeline.require_api_token()), holder, feeder)
 
 
 def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
@@ -76,17 +74,33 @@ def run_projections(pipeline: PipelineSettings, host: str, port: int) -> int:
     return 0
 
 
-def run_worker(pipeline: PipelineSettings) -> int:
-    """Runs one Faust worker that folds the events topic into the engagement table."""
-    from faust.worker import Worker
+def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation: int = 0) -> int:
+    """Runs the worker supervisor, or one of its children: the fold of a generation, or the effector.
 
-    from streams.app import create_faust_app
+    The supervisor runs the live generation's fold and, when BREVO_API_KEY is set, the effector.
+    """
     from streams.brevo_api import BrevoSettings
 
-    settings = _worker_settings(pipeline)
+    brevo = BrevoSettings.from_env(os.environ)
     asyncio.run(_prepare_topics(pipeline))
+    if role == "supervisor":
+        from streams.generations import GenerationControl
+        from tajo_events.supervisor import supervise
+
+        control = GenerationControl(pipeline.require_kafka(), pipeline.app_id, pipeline.replication_factor)
+        return asyncio.run(supervise(control, effects=brevo is not None))
+    from faust.worker import Worker
+
+    from streams.app import create_effects_app, create_faust_app
+
+    settings = _worker_settings(pipeline, generation)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _ = create_faust_app(settings, BrevoSettings.from_env(os.environ))
+    if role == "fold":
+        app, _ = create_faust_app(settings)
+    elif brevo is not None:
+        app = create_effects_app(settings, brevo)
+    else:
+        raise ConfigError("the effector needs BREVO_API_KEY")
     Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
     return 0
 
@@ -153,7 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=int(os.environ.get("TAJO_PORT", default_port)))
-    commands.add_parser("worker", help="run a Faust worker folding events into the engagement table")
+    worker = commands.add_parser(
+        "worker", help="run the Faust workers: the live generation's fold, the effector"
+    )
+    worker.add_argument(
+        "--role", choices=["supervisor", "fold", "effects"], default="supervisor", help=argparse.SUPPRESS
+    )
+    worker.add_argument("--generation", type=int, default=0, help=argparse.SUPPRESS)
     from tajo_events.replay_command import add_arguments
 
     add_arguments(
@@ -168,7 +188,7 @@ def _run(args: argparse.Namespace, pipeline: PipelineSettings) -> int:
     commands: dict[str, Callable[[], int]] = {
         "ingest": lambda: run_ingest(pipeline, args.host, args.port),
         "projections": lambda: run_projections(pipeline, args.host, args.port),
-        "worker": lambda: run_worker(pipeline),
+        "worker": lambda: run_worker(pipeline, args.role, args.generation),
         "serve": lambda: run_serve(pipeline, args.host, args.port),
         "replay": lambda: _replay(pipeline, args),
         "kafka": lambda: _kafka(args.port),

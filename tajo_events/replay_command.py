@@ -13,6 +13,7 @@ from ingest.config import ConfigError
 from projections.store import ReadModel
 from schemas.event import epoch_ms
 from streams.embedded import StateDb
+from streams.generations import GenerationControl, changelog_topic
 from tajo_events.embedded import LOG_FILE, STATE_FILE
 from tajo_events.replay import PARTITION, Progress, Verdict, model_of, rebuild, replay_embedded, verify
 from tajo_events.settings import PipelineSettings
@@ -64,11 +65,14 @@ def run_replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
         if not (pipeline.data_dir / LOG_FILE).exists():
             raise ConfigError(f"no embedded log in {pipeline.data_dir.resolve()} (set TAJO_DATA_DIR)")
         return asyncio.run(_embedded(pipeline.data_dir, start, verify_only=args.verify))
-    if not args.verify:
-        raise ConfigError(
-            "on Kafka, replay supports --verify only: the live state is the Faust table (see README, Replay)"
-        )
-    return asyncio.run(_kafka_verify(pipeline, args.settle_s))
+    if args.verify:
+        return asyncio.run(_kafka_verify(pipeline, args.settle_s))
+    if start.offsets is not None:
+        raise ConfigError("on Kafka, replay from the start or --from-time (offsets differ per partition)")
+    from tajo_events.replay_kafka import replay_kafka
+
+    asyncio.run(replay_kafka(pipeline, start, Progress(total=0)))
+    return 0
 
 
 async def _embedded(data_dir: Path, start: ReadStart, *, verify_only: bool) -> int:
@@ -91,11 +95,10 @@ async def _embedded(data_dir: Path, start: ReadStart, *, verify_only: bool) -> i
 
 
 async def _kafka_verify(pipeline: PipelineSettings, settle_s: float) -> int:
-    from streams.app import ENGAGEMENT_TABLE
-
     bootstrap = pipeline.require_kafka()
     events = KafkaLogReader(bootstrap, pipeline.events_topic)
-    changelog = KafkaLogReader(bootstrap, f"{pipeline.app_id}-{ENGAGEMENT_TABLE}-changelog")
+    live = await GenerationControl(bootstrap, pipeline.app_id, pipeline.replication_factor).live()
+    changelog = KafkaLogReader(bootstrap, changelog_topic(pipeline.app_id, live))
     progress = Progress(total=sum((await events.head()).values()))
     rebuilt = await rebuild(events, ReadStart(), progress)
     deadline = asyncio.get_running_loop().time() + settle_s

@@ -32,7 +32,8 @@ from ingest.auth import sign
 from ingest.config import IngestSettings
 from projections.api import FEEDER, HOLDER, ApiSettings
 from projections.api import create_app as create_projections_app
-from projections.changelog import ChangelogFeeder
+from projections.generational import GenerationalFeeder
+from projections.holder import ProjectionHolder
 from projections.store import ReadModel
 from schemas.brevo import canonicalize_all, split_body
 from schemas.event import CanonicalEvent, decode_event, encode_event
@@ -335,9 +336,9 @@ async def run_kafka(bootstrap: str, tmp_path: Path) -> Run:
     app = create_ingest_app(
         IngestSettings.from_env(os.environ), KafkaEventLog(KafkaLogSettings(bootstrap, topic))
     )
-    store = ReadModel()
-    feeder = ChangelogFeeder(bootstrap, changelog, store)
-    app.add_subapp("/api/", create_projections_app(ApiSettings(API_TOKEN), store, feeder))
+    holder = ProjectionHolder()
+    feeder = GenerationalFeeder(bootstrap, app_id, topic, holder)
+    app.add_subapp("/api/", create_projections_app(ApiSettings(API_TOKEN), holder, feeder))
     async with TestClient(TestServer(app)) as client:
         pipeline = Pipeline(bootstrap, tmp_path, client, client, app_id, topic)
         worker = pipeline.start_worker()

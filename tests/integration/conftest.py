@@ -11,8 +11,8 @@ from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestSettings
 from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
-from projections.changelog import ChangelogFeeder
-from projections.store import ReadModel
+from projections.generational import GenerationalFeeder
+from projections.holder import ProjectionHolder
 from tests.integration.pipeline import API_TOKEN, PARTITIONS, SECRET, ClientFactory, Pipeline
 
 
@@ -26,9 +26,9 @@ async def pipeline(
     ingest = create_ingest_app(
         IngestSettings(webhook_secret=SECRET), KafkaEventLog(KafkaLogSettings(kafka_bootstrap, topic))
     )
-    store = ReadModel()
-    feeder = ChangelogFeeder(kafka_bootstrap, f"{app_id}-engagement-changelog", store)
-    api = create_projections_app(ApiSettings(API_TOKEN), store, feeder)
+    holder = ProjectionHolder()
+    feeder = GenerationalFeeder(kafka_bootstrap, app_id, topic, holder)
+    api = create_projections_app(ApiSettings(API_TOKEN), holder, feeder)
     running = Pipeline(
         kafka_bootstrap, tmp_path, await aiohttp_client(ingest), await aiohttp_client(api), app_id, topic
     )

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ingest.auth import sign
+from streams.generations import effects_app_id
 from tests.processes import ChildProcess
 
 SECRET = b"pipeline-secret"
@@ -75,11 +76,16 @@ class Pipeline:
         await admin.start()
         await consumer.start()
         try:
-            committed = await admin.list_consumer_group_offsets(self.app_id)
-            topics = [self.topic, self.actions_topic] if "BREVO_API_KEY" in self.worker_env else [self.topic]
-            partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-            ends = await consumer.end_offsets(partitions)
-            return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+            groups = {self.topic: self.app_id}  # the fold of generation 0
+            if "BREVO_API_KEY" in self.worker_env:
+                groups[self.actions_topic] = effects_app_id(self.app_id)
+            lag = 0
+            for topic, group in groups.items():
+                committed = await admin.list_consumer_group_offsets(group)
+                partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+                ends = await consumer.end_offsets(partitions)
+                lag += sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+            return lag
         finally:
             await consumer.stop()
             await admin.close()

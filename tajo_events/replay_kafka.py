@@ -1,0 +1,158 @@
+"""Replay on Kafka: fold the events topic into a new generation's table, then make it live.
+
+The replay folds the events topic with the same pure fold the Faust agents run, writes each key's
+final state to the new generation's changelog (in the partition of the key's events, where Faust
+keeps it), publishes the actions of the events the live fold has not committed yet (the effector
+carries each action id out once), commits the new generation's consumer offsets at the point the
+fold reached, and switches the control topic. The supervisor then runs the new generation's fold,
+which recovers its table from that changelog and goes on from those offsets; the projections
+service swaps to it once it has caught up. The previous generation's changelog is kept until the
+next replay, which deletes it.
+"""
+
+import asyncio
+import contextlib
+import sys
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+
+from eventlog.kafka_reader import KafkaLogReader
+from eventlog.port import ReadStart
+from streams.actions import Action, encode_action
+from streams.apply import apply_record
+from streams.generations import GenerationControl, changelog_topic, fold_app_id
+from tajo_events.replay import Progress, count_records
+from tajo_events.settings import PipelineSettings
+
+DELETE_WAIT_S = 60.0
+
+
+@dataclass
+class _Build:
+    """States of the generation being built, where each lives, and what is left to act on."""
+
+    acted_up_to: dict[int, int]  # the live fold's committed offsets: events before them were acted on
+    states: dict[str, bytes] = field(default_factory=dict)
+    partition_of: dict[str, int] = field(default_factory=dict)
+    tail_actions: list[Action] = field(default_factory=list)
+    positions: dict[int, int] = field(default_factory=dict)
+
+    async def fold(self, reader: KafkaLogReader, start: ReadStart, progress: Progress | None) -> None:
+        head = await reader.head()
+        async for record in reader.read(start):
+            if record.offset >= head.get(record.partition, 0):
+                continue
+            applied = apply_record(self.states.get, record.value)
+            if applied.state is not None:
+                self.states[applied.key] = applied.state
+                self.partition_of[applied.key] = record.partition
+            if record.offset >= self.acted_up_to.get(record.partition, 0):
+                self.tail_actions.extend(applied.actions)
+            if progress is not None:
+                progress.advance()
+        self.positions = head
+
+
+async def replay_kafka(pipeline: PipelineSettings, start: ReadStart, progress: Progress | None = None) -> int:
+    """Builds generation live+1 from `start` and makes it live; returns it."""
+    bootstrap = pipeline.require_kafka()
+    base = pipeline.app_id
+    control = GenerationControl(bootstrap, base, pipeline.replication_factor)
+    live = await control.live()
+    new = live + 1
+    await _drop_topics(
+        bootstrap, [changelog_topic(base, g) for g in range(live)] + [changelog_topic(base, new)]
+    )
+    await _create_changelog(
+        bootstrap, changelog_topic(base, new), pipeline.partitions, pipeline.replication_factor
+    )
+
+    events = KafkaLogReader(bootstrap, pipeline.events_topic)
+    if progress is not None:
+        progress.total = await count_records(events, start)
+    build = _Build(acted_up_to=await _committed(bootstrap, fold_app_id(base, live), pipeline.events_topic))
+    await build.fold(events, start, progress)
+    await build.fold(events, ReadStart(offsets=dict(build.positions)), progress)  # what came meanwhile
+
+    await _publish(bootstrap, changelog_topic(base, new), pipeline.actions_topic, build)
+    await _commit(bootstrap, fold_app_id(base, new), pipeline.events_topic, build.positions)
+    await control.set_live(new)
+    if progress is not None:
+        progress.finish()
+    sys.stdout.write(
+        f"replay: generation {new} is live ({len(build.states)} states, "
+        f"{len(build.tail_actions)} actions queued); the workers switch to it now\n"
+    )
+    return new
+
+
+async def _drop_topics(bootstrap: str, topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def _create_changelog(bootstrap: str, topic: str, partitions: int, replication_factor: int) -> None:
+    """Creates the compacted changelog; a topic of the same name still being deleted is waited for."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        config = {"cleanup.policy": "compact"}
+        topic_spec = NewTopic(topic, partitions, replication_factor, topic_configs=config)
+        async with asyncio.timeout(DELETE_WAIT_S):
+            while True:
+                try:
+                    await admin.create_topics([topic_spec])
+                    return
+                except TopicAlreadyExistsError:
+                    await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {
+        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0
+    }
+
+
+async def _publish(bootstrap: str, changelog: str, actions_topic: str, build: _Build) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for key in sorted(build.states):
+            await producer.send(
+                changelog, build.states[key], key=key.encode(), partition=build.partition_of[key]
+            )
+        for action in build.tail_actions:
+            await producer.send(actions_topic, encode_action(action), key=action.address.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _commit(bootstrap: str, group: str, topic: str, positions: dict[int, int]) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(positions)]
+        consumer.assign(partitions)
+        await consumer.commit({tp: positions[tp.partition] for tp in partitions})
+    finally:
+        await consumer.stop()
