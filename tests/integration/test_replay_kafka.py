@@ -3,19 +3,25 @@
 import asyncio
 import os
 import sys
+from typing import TypeVar
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from eventlog.kafka_reader import KafkaLogReader
 from eventlog.port import ReadStart
 from projections.api import VERSION_HEADER
+from streams.generations import effects_app_id
 from streams.state import CustomerState, decode_state, encode_state
+from tests.fakes.brevo_server import FakeBrevo
 from tests.integration.pipeline import API_TOKEN, PARTITIONS, Pipeline
 from tests.payloads import Raw, brevo_email
 from tests.processes import eventually
 
 pytestmark = pytest.mark.kafka
+
+T = TypeVar("T")
 
 CUSTOMERS = [f"k{n}@example.com" for n in range(8)]
 T0 = 1_767_225_600_000
@@ -32,6 +38,7 @@ async def replay(pipeline: Pipeline, *args: str) -> tuple[int, str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": pipeline.bootstrap,
         "TAJO_APP_ID": pipeline.app_id,
         "TAJO_EVENTS_TOPIC": pipeline.topic,
+        "TAJO_ACTIONS_TOPIC": pipeline.actions_topic,
         "TAJO_PARTITIONS": str(PARTITIONS),
     }
     process = await asyncio.create_subprocess_exec(
@@ -168,3 +175,46 @@ async def test_replay_on_kafka_switches_generations_while_reads_go_on(pipeline: 
 
 async def _seen(seen: dict[str, int]) -> set[str]:
     return set(seen)
+
+
+async def test_a_replay_on_kafka_acts_once_on_what_the_live_fold_had_not_reached(pipeline: Pipeline) -> None:
+    async with FakeBrevo(api_key="brevo-key-for-tests") as brevo:
+        pipeline.worker_env = {"BREVO_API_KEY": "brevo-key-for-tests", "BREVO_API_BASE_URL": brevo.base_url}
+        worker = pipeline.start_worker()
+        await pipeline.post({"event": "sms_reply", "phone": "+33612340001", "text": "help", "ts": 1700000000})
+        await eventually(lambda: _copy(brevo.sms_sent), lambda sent: len(sent) == 1, within=120)
+        await eventually(pipeline.lag, lambda lag: lag == 0, within=120)
+        worker.stop()  # nobody folds the next reply before the replay does
+        await pipeline.post({"event": "sms_reply", "phone": "+33612340002", "text": "help", "ts": 1700000100})
+
+        code, out, err = await replay(pipeline)
+        assert code == 0, out + err
+        assert "1 actions queued" in out
+        pipeline.start_worker()
+        await eventually(lambda: _copy(brevo.sms_sent), lambda sent: len(sent) >= 2, within=120)
+        await eventually(
+            lambda: group_lag(pipeline.bootstrap, effects_app_id(pipeline.app_id), pipeline.actions_topic),
+            lambda lag: lag == 0,
+            within=120,
+        )
+        assert sorted(str(body["recipient"]) for body in brevo.sms_sent) == ["33612340001", "33612340002"]
+
+
+async def _copy(items: list[T]) -> list[T]:
+    return list(items)
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the consumer group has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
