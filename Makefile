@@ -36,8 +36,9 @@ unit: $(STAMP) ## only the unit tests (no I/O)
 kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
 	$(BIN)/tajo-events kafka --port 9092
 
-bench: $(STAMP) ## ingest throughput with the durable append vs a bare aiohttp handler
+bench: $(STAMP) ## ingest throughput (durable append vs a bare handler); replay throughput (versioned vs in-memory)
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.replay
 
 schemas: $(STAMP) ## re-export the JSON Schema files from the models
 	$(BIN)/python -m schemas.export

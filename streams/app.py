@@ -65,6 +65,7 @@ def _app(settings: WorkerSettings, app_id: str) -> faust.App:
         datadir=str(settings.data_dir),
         web_enabled=False,  # projections read the changelog; workers serve nothing over HTTP
         consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,  # tables recover from their changelog; standbys only add rebalance work
         producer_acks=-1,
         autodiscover=False,
         broker_session_timeout=settings.session_timeout_s,

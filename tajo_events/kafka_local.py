@@ -236,8 +236,15 @@ def _port_is_free(port: int) -> bool:
 
 
 def _cluster_id() -> str:
-    """Make a random Kafka cluster id: url-safe base64 of a UUID without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Make a random Kafka cluster id: url-safe base64 of a UUID without padding.
+
+    Never one that starts with "-": the storage tool would read it as an option (as Kafka's own
+    `Uuid.randomUuid()` avoids too).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _api_versions_ok(port: int, timeout: float = 2.0) -> bool:
