@@ -15,6 +15,7 @@ from streams.apply import apply_record
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
 from streams.generations import ENGAGEMENT_TABLE, changelog_topic, effects_app_id, fold_app_id
+from streams.stall import watch_for_stalls
 
 EFFECTS_TABLE = "effects"
 __all__ = ["ENGAGEMENT_TABLE", "TableDoneLog", "WorkerSettings", "create_effects_app", "create_faust_app"]
@@ -33,6 +34,7 @@ class WorkerSettings:
     data_dir: Path = Path(".tajo-data/worker")
     session_timeout_s: float = 30.0
     generation: int = 0
+    stall_timeout_s: float = 60.0
 
     @property
     def changelog_topic(self) -> str:
@@ -40,17 +42,55 @@ class WorkerSettings:
         return changelog_topic(self.app_id, self.generation)
 
 
+class DurableTable:
+    """A Faust table whose changelog writes are sent by the agent itself, awaited into the producer.
+
+    `table[key] = value` queues the changelog write in Faust's send-soon buffer, and around a
+    rebalance or a stop Faust committed offsets whose changelog writes never reached the broker
+    (seen here: states missing from the changelog while their events were committed, so a
+    hand-over folded the next event on a stale state). Here the store is set directly and the
+    agent sends the changelog records itself and waits for the broker's acknowledgement before
+    it takes the next event, so no offset is committed ahead of its state.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._pending: list[tuple[bytes, bytes]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value of a key."""
+        value: bytes | None = self._table.get(key)
+        return value
+
+    def __contains__(self, key: bytes, /) -> bool:
+        return key in self._table
+
+    def set(self, key: bytes, value: bytes) -> None:
+        """Stores a value now; its changelog record goes out with the next `send_changelog`."""
+        self._table.data[key] = value
+        self._pending.append((key, value))
+
+    async def send_changelog(self, partition: int) -> None:
+        """Sends the pending changelog records to the partition of the event being processed."""
+        pending, self._pending = self._pending, []
+        for key, value in pending:
+            sent = await self._table.changelog_topic.send(
+                key=key, value=value, partition=partition, key_serializer="raw", value_serializer="raw"
+            )
+            await sent  # acknowledged before the event is: its offset may be committed any time after
+
+
 class TableDoneLog:
     """The effector's record of carried-out actions, in a changelogged Faust table (survives restarts)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: DurableTable) -> None:
         self._table = table
 
     def __contains__(self, action_id: str, /) -> bool:
         return action_id.encode() in self._table
 
     def add(self, action_id: str, /) -> None:
-        self._table[action_id.encode()] = b"done"
+        self._table.set(action_id.encode(), b"done")
 
 
 def _app(settings: WorkerSettings, app_id: str) -> faust.App:
@@ -82,20 +122,25 @@ def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
     actions = app.topic(
         settings.actions_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
-    table = app.Table(ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    table = DurableTable(
+        app.Table(ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    )
 
     def lookup(key: str) -> bytes | None:
-        stored: bytes | None = table.get(key.encode())
-        return stored
+        return table.get(key.encode())
 
     @app.agent(events)
     async def fold_events(stream: Any) -> None:
-        async for value in stream:
-            applied = apply_record(lookup, value)
+        async for event in stream.events():
+            applied = apply_record(lookup, event.value)
             for action in applied.actions:  # published before the state: a re-read re-publishes, never loses
-                await actions.send(key=action.address.encode(), value=encode_action(action))
+                await (await actions.send(key=action.address.encode(), value=encode_action(action)))
             if applied.state is not None:
-                table[applied.key.encode()] = applied.state
+                table.set(applied.key.encode(), applied.state)
+                await table.send_changelog(event.message.partition)
+
+    group = fold_app_id(settings.app_id, settings.generation)
+    watch_for_stalls(app, settings.bootstrap_servers, settings.events_topic, group, settings.stall_timeout_s)
 
     return app, actions
 
@@ -106,15 +151,18 @@ def create_effects_app(settings: WorkerSettings, brevo: BrevoSettings) -> faust.
     actions = app.topic(
         settings.actions_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
-    done = app.Table(EFFECTS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    done = DurableTable(
+        app.Table(EFFECTS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    )
     dead = app.topic(f"{settings.actions_topic}.dead", key_type=bytes, value_type=bytes, partitions=1)
 
     @app.agent(actions)
     async def carry_out(stream: Any) -> None:
         async with HttpBrevoApi(brevo.base_url, brevo.api_key) as api:
             effector = Effector(api, brevo, TableDoneLog(done))
-            async for value in stream:
-                if await effector.handle(decode_action(value)) is Outcome.GAVE_UP:
-                    await dead.send(value=value)
+            async for event in stream.events():
+                if await effector.handle(decode_action(event.value)) is Outcome.GAVE_UP:
+                    await dead.send(value=event.value)
+                await done.send_changelog(event.message.partition)
 
     return app

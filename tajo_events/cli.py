@@ -39,6 +39,7 @@ def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "Worker
         app_id=pipeline.app_id,
         data_dir=pipeline.data_dir / f"worker-{os.getpid()}",
         session_timeout_s=pipeline.session_timeout_s,
+        stall_timeout_s=pipeline.stall_timeout_s,
         generation=generation,
     )
 

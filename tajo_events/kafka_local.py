@@ -483,7 +483,8 @@ class LocalKafka:
             "transaction.state.log.num.partitions": "4",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
+            # The Kafka default: workers that start together form one generation, not two in a row.
+            "group.initial.rebalance.delay.ms": "3000",
             # Let test clients use short group session timeouts (Faust: broker_session_timeout).
             "group.min.session.timeout.ms": "1000",
             # A broker restarted after kill() re-registers once its old session expires (default 9 s).

@@ -27,6 +27,7 @@ class PipelineSettings:
     data_dir: Path
     api_token: str | None = field(repr=False)
     session_timeout_s: float = 30.0
+    stall_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "PipelineSettings":
@@ -41,6 +42,7 @@ class PipelineSettings:
             data_dir=Path(env.get("TAJO_DATA_DIR", ".tajo-data")),
             api_token=env.get("TAJO_API_TOKEN") or None,
             session_timeout_s=_int(env, "TAJO_SESSION_TIMEOUT_S", 30),
+            stall_timeout_s=_int(env, "TAJO_STALL_TIMEOUT_S", 60),
         )
 
     def require_kafka(self) -> str:

@@ -44,6 +44,7 @@ class Pipeline:
             "TAJO_PARTITIONS": str(PARTITIONS),
             "TAJO_DATA_DIR": str(self.tmp_path / "data"),
             "TAJO_SESSION_TIMEOUT_S": "6",
+            "TAJO_STALL_TIMEOUT_S": "20",
         }
         log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
         worker = ChildProcess(["worker"], env, log_path).start()
