@@ -12,13 +12,22 @@ import logging
 import signal
 import subprocess
 import sys
-
-from streams.generations import GenerationControl
+from collections.abc import AsyncGenerator
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 30.0
+COMMAND = [sys.executable, "-m", "tajo_events.cli"]  # how a child is started (tests run a stand-in)
+
+
+class Following(Protocol):
+    """What the supervisor needs of the generations control topic."""
+
+    def follow(self) -> AsyncGenerator[int, None]:
+        """The live generation, then each change."""
+        ...
 
 
 class Child:
@@ -29,7 +38,7 @@ class Child:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Child":
-        self.process = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", *self.args])  # noqa: S603
+        self.process = subprocess.Popen([*COMMAND, *self.args])  # noqa: S603
         log.info("started %s (pid %d)", " ".join(self.args), self.process.pid)
         return self
 
@@ -50,7 +59,7 @@ class Child:
             await asyncio.to_thread(process.wait)
 
 
-async def supervise(control: GenerationControl, *, effects: bool) -> int:
+async def supervise(control: Following, *, effects: bool) -> int:
     """Runs until SIGTERM or SIGINT."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,10 +75,18 @@ async def supervise(control: GenerationControl, *, effects: bool) -> int:
     try:
         while not stopping.is_set():
             await asyncio.wait(
-                {next_generation, stop_wait}, timeout=RESTART_DELAY_S, return_when="FIRST_COMPLETED"
+                {next_generation, stop_wait}, timeout=RESTART_DELAY_S, return_when=asyncio.FIRST_COMPLETED
             )
             if next_generation.done():
-                generation = next_generation.result()
+                try:
+                    generation = next_generation.result()
+                except Exception as error:  # the broker may be away: follow again after a pause
+                    log.warning("cannot follow the live generation, retrying: %r", error)
+                    await generations.aclose()
+                    await asyncio.sleep(RESTART_DELAY_S)
+                    generations = control.follow()
+                    next_generation = asyncio.ensure_future(anext(generations))
+                    continue
                 next_generation = asyncio.ensure_future(anext(generations))
                 if generation != live:
                     log.info("generation %d is live", generation)
@@ -79,16 +96,12 @@ async def supervise(control: GenerationControl, *, effects: bool) -> int:
                     live = generation
             for name, child in list(children.items()):
                 if child.died and not stopping.is_set():
-                    log.warning(
-                        "%s exited with %s; starting it again",
-                        name,
-                        child.process and child.process.returncode,
-                    )
+                    log.warning("%s exited; starting it again", name)
                     children[name] = Child(*child.args[1:]).start()
     finally:
         next_generation.cancel()
         stop_wait.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
             await next_generation
         await generations.aclose()
         await asyncio.gather(*(child.stop() for child in children.values()))
