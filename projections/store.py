@@ -7,7 +7,7 @@ order in which keys are applied does not matter, and `digest()` compares two mod
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Protocol
 
@@ -50,6 +50,14 @@ class ReadModel:
     undelete shows it again) but still counts in campaign stats: a campaign's history is a fact.
     A record that does not decode is logged and its key forgotten, as a tombstone would.
     """
+
+    @classmethod
+    def of(cls, states: Iterable[tuple[str, bytes]]) -> "ReadModel":
+        """A read model holding the given (key, encoded state) pairs."""
+        model = cls()
+        for key, encoded in states:
+            model.apply(key, encoded)
+        return model
 
     def __init__(self) -> None:
         self._customers: dict[str, CustomerState] = {}

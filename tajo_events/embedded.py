@@ -30,7 +30,7 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
     holder = ProjectionHolder()
 
     async def serve_version(version: int, states: list[tuple[str, bytes]]) -> None:
-        holder.swap(await asyncio.to_thread(build_model, states), version)
+        holder.swap(await asyncio.to_thread(ReadModel.of, states), version)
 
     runner = EmbeddedRunner(event_log, state_db, holder.apply, serve_version)
     app = create_ingest_app(IngestSettings.from_env(os.environ), event_log)
@@ -40,14 +40,6 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
         app.cleanup_ctx.append(_effector_context(data_dir / STATE_FILE, brevo))
     app.on_cleanup.append(_closer(state_db))
     return app
-
-
-def build_model(states: list[tuple[str, bytes]]) -> ReadModel:
-    """A read model holding the given states."""
-    model = ReadModel()
-    for key, value in states:
-        model.apply(key, value)
-    return model
 
 
 def _effector_context(

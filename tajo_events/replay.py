@@ -92,15 +92,7 @@ async def rebuild(
             progress.advance()
     if progress is not None:
         progress.finish()
-    return model_of(sorted(states.items()))
-
-
-def model_of(states: list[tuple[str, bytes]]) -> ReadModel:
-    """A read model holding the given states."""
-    model = ReadModel()
-    for key, value in states:
-        model.apply(key, value)
-    return model
+    return ReadModel.of(sorted(states.items()))
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ async def verify_embedded(reader: LogReader, db: StateDb, progress: Progress | N
     if progress is not None:
         progress.total = position
     rebuilt = await rebuild(reader, ReadStart(), progress, until={PARTITION: position})
-    return verify(model_of(states), rebuilt)
+    return verify(ReadModel.of(states), rebuilt)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from schemas.event import epoch_ms
 from streams.embedded import StateDb
 from streams.generations import GenerationControl, changelog_topic
 from tajo_events.embedded import LOG_FILE, STATE_FILE
-from tajo_events.replay import PARTITION, Progress, Verdict, model_of, rebuild, replay_embedded, verify
+from tajo_events.replay import PARTITION, Progress, rebuild, replay_embedded, verify
 from tajo_events.settings import PipelineSettings
 
 
@@ -115,7 +115,4 @@ async def _table(changelog: KafkaLogReader) -> ReadModel:
     latest: dict[str, bytes] = {}
     async for record in changelog.read(ReadStart()):
         latest[record.key.decode()] = record.value
-    return model_of(sorted(latest.items()))
-
-
-__all__ = ["Verdict", "add_arguments", "run_replay"]
+    return ReadModel.of(sorted(latest.items()))

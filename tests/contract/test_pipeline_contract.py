@@ -231,10 +231,7 @@ def fold_log(values: Iterable[bytes]) -> ReadModel:
         applied = apply_record(table.get, value)
         if applied.state is not None:
             table[applied.key] = applied.state
-    model = ReadModel()
-    for key, state in table.items():
-        model.apply(key, state)
-    return model
+    return ReadModel.of(table.items())
 
 
 class NoFeeder:

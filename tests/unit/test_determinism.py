@@ -85,17 +85,10 @@ def fold_table(events: Iterable[CanonicalEvent]) -> tuple[dict[str, bytes], list
     return table, changes
 
 
-def model_of(states: Iterable[tuple[str, bytes]]) -> ReadModel:
-    model = ReadModel()
-    for key, state in states:
-        model.apply(key, state)
-    return model
-
-
 def digest_of(events: Iterable[CanonicalEvent]) -> str:
     """The digest of a fresh read model fed the final states of folding the events in order."""
     table, _ = fold_table(events)
-    return model_of(table.items()).digest()
+    return ReadModel.of(table.items()).digest()
 
 
 def by_key(items: Iterable[tuple[str, object]]) -> dict[str, list[object]]:
@@ -125,7 +118,7 @@ def test_the_log_is_rich_enough_to_tell_orders_apart() -> None:
     assert {"campaign:45", "campaign:46", "+33611110002", "+33611110003"} <= keys
     assert len([k for k in keys if "@" in k]) >= 4
     assert len({event.event_id for event in LOG}) < len(LOG)  # duplicates
-    assert len(model_of(fold_table(LOG)[0].items())) >= 9
+    assert len(ReadModel.of(fold_table(LOG)[0].items())) >= 9
 
 
 # -- (a) another interleaving of the keys, each key's order kept
@@ -170,7 +163,7 @@ def test_folding_the_same_log_twice_gives_the_same_digest_and_states() -> None:
     first, second = fold_table(LOG)[0], fold_table(LOG)[0]
 
     assert first == second
-    assert model_of(first.items()).digest() == model_of(second.items()).digest() == REFERENCE
+    assert ReadModel.of(first.items()).digest() == ReadModel.of(second.items()).digest() == REFERENCE
 
 
 def test_folding_the_log_again_over_its_own_states_changes_nothing() -> None:
@@ -182,7 +175,7 @@ def test_folding_the_log_again_over_its_own_states_changes_nothing() -> None:
         assert applied.state is None, event
         assert applied.actions == ()
 
-    assert model_of(again.items()).digest() == REFERENCE
+    assert ReadModel.of(again.items()).digest() == REFERENCE
 
 
 # -- how each adapter feeds its read model
@@ -195,7 +188,7 @@ def test_a_changelog_of_every_intermediate_state_equals_the_final_states(data: s
     table, changes = fold_table(LOG)
     changelog = interleave(changes, data.draw(st.permutations([key for key, _ in changes])))
     finals = data.draw(st.permutations(sorted(table.items())))
-    from_changelog, from_finals = model_of(changelog), model_of(finals)
+    from_changelog, from_finals = ReadModel.of(changelog), ReadModel.of(finals)
 
     assert from_changelog.digest() == from_finals.digest() == REFERENCE
     assert served(from_changelog) == served(from_finals)
