@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from eventlog.port import LoggedRecord, LogUnavailable, ReadStart
@@ -111,3 +112,16 @@ class KafkaLogReader:
             if start.offsets is None:
                 return oldest
             return {p: max(oldest[p], start.offsets.get(p, oldest[p])) for p in oldest}
+
+
+async def committed_offsets(bootstrap_servers: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets a consumer group has committed on a topic, by partition (none: not in the map)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {
+        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0
+    }

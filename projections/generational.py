@@ -11,9 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka.admin import AIOKafkaAdminClient
-
-from eventlog.kafka_reader import KafkaLogReader
+from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from projections.changelog import ChangelogFeeder
 from projections.holder import ProjectionHolder
 from projections.store import ReadModel
@@ -83,7 +81,7 @@ class GenerationalFeeder:
         try:
             head = await KafkaLogReader(self._bootstrap_servers, self._events_topic).head()
             group = fold_app_id(self._base, generation)
-            await _until(lambda: self._folded_up_to(group, head))
+            await _until(lambda: _folded_up_to(self._bootstrap_servers, group, self._events_topic, head))
             changelog = KafkaLogReader(self._bootstrap_servers, changelog_topic(self._base, generation))
             ends = await changelog.head()
             await _until(lambda: _now(feeder.reached(ends)))
@@ -96,15 +94,10 @@ class GenerationalFeeder:
         if old is not None:
             await old.stop()
 
-    async def _folded_up_to(self, group: str, head: dict[int, int]) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
-        done = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == self._events_topic}
-        return all(done.get(p, 0) >= end for p, end in head.items())
+
+async def _folded_up_to(bootstrap_servers: str, group: str, topic: str, head: dict[int, int]) -> bool:
+    done = await committed_offsets(bootstrap_servers, group, topic)
+    return all(done.get(p, 0) >= end for p, end in head.items())
 
 
 async def _now(value: bool) -> bool:

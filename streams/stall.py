@@ -14,8 +14,8 @@ import os
 import time
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+
+from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def watch_for_stalls(
         if not owned:
             guard.reset()
             return
-        committed, ends = await _offsets(bootstrap_servers, topic, group, owned)
+        committed = await committed_offsets(bootstrap_servers, group, topic)
+        ends = await KafkaLogReader(bootstrap_servers, topic).head()
         stuck = guard.stalled(owned, committed, ends, time.monotonic())
         if stuck:
             log.error(
@@ -77,20 +78,3 @@ def watch_for_stalls(
             os._exit(STALLED_EXIT_CODE)  # committed offsets are backed by acknowledged writes
 
     app.timer(interval=max(1.0, timeout_s / 6))(check_for_stalls)
-
-
-async def _offsets(
-    bootstrap_servers: str, topic: str, group: str, partitions: set[int]
-) -> tuple[dict[int, int], dict[int, int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    await consumer.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-    finally:
-        await consumer.stop()
-        await admin.close()
-    committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-    return committed, {tp.partition: int(end) for tp, end in ends.items()}

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from eventlog.kafka_reader import KafkaLogReader
+from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import ReadStart
 from streams.actions import Action, encode_action
 from streams.apply import apply_record
@@ -73,7 +73,9 @@ async def replay_kafka(pipeline: PipelineSettings, start: ReadStart, progress: P
     events = KafkaLogReader(bootstrap, pipeline.events_topic)
     if progress is not None:
         progress.total = await count_records(events, start)
-    build = _Build(acted_up_to=await _committed(bootstrap, fold_app_id(base, live), pipeline.events_topic))
+    build = _Build(
+        acted_up_to=await committed_offsets(bootstrap, fold_app_id(base, live), pipeline.events_topic)
+    )
     await build.fold(events, start, progress)
     await build.fold(events, ReadStart(offsets=dict(build.positions)), progress)  # what came meanwhile
 
@@ -118,18 +120,6 @@ async def _create_changelog(bootstrap: str, topic: str, partitions: int, replica
                     await asyncio.sleep(0.5)
     finally:
         await admin.close()
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {
-        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0
-    }
 
 
 async def _publish(bootstrap: str, changelog: str, actions_topic: str, build: _Build) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from ingest.auth import sign
 from streams.generations import effects_app_id
 from tests.processes import ChildProcess
@@ -72,24 +71,16 @@ class Pipeline:
     async def lag(self) -> int:
         """Records not yet committed by the worker group: of the events topic, and of the actions topic
         when the worker runs an effector."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        await consumer.start()
-        try:
-            groups = {self.topic: self.app_id}  # the fold of generation 0
-            if "BREVO_API_KEY" in self.worker_env:
-                groups[self.actions_topic] = effects_app_id(self.app_id)
-            lag = 0
-            for topic, group in groups.items():
-                committed = await admin.list_consumer_group_offsets(group)
-                partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-                ends = await consumer.end_offsets(partitions)
-                lag += sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
-            return lag
-        finally:
-            await consumer.stop()
-            await admin.close()
+        lag = await self.group_lag(self.app_id, self.topic)  # the fold of generation 0
+        if "BREVO_API_KEY" in self.worker_env:
+            lag += await self.group_lag(effects_app_id(self.app_id), self.actions_topic)
+        return lag
+
+    async def group_lag(self, group: str, topic: str) -> int:
+        """Records of `topic` the consumer group has not committed yet."""
+        committed = await committed_offsets(self.bootstrap, group, topic)
+        ends = await KafkaLogReader(self.bootstrap, topic).head()
+        return sum(end - committed.get(p, 0) for p, end in ends.items())
 
     async def get(self, path: str) -> tuple[int, Any]:
         response = await self.api.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"})

@@ -6,8 +6,7 @@ import sys
 from typing import TypeVar
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from eventlog.kafka_reader import KafkaLogReader
 from eventlog.port import ReadStart
@@ -193,7 +192,7 @@ async def test_a_replay_on_kafka_acts_once_on_what_the_live_fold_had_not_reached
         pipeline.start_worker()
         await eventually(lambda: _copy(brevo.sms_sent), lambda sent: len(sent) >= 2, within=120)
         await eventually(
-            lambda: group_lag(pipeline.bootstrap, effects_app_id(pipeline.app_id), pipeline.actions_topic),
+            lambda: pipeline.group_lag(effects_app_id(pipeline.app_id), pipeline.actions_topic),
             lambda lag: lag == 0,
             within=120,
         )
@@ -202,19 +201,3 @@ async def test_a_replay_on_kafka_acts_once_on_what_the_live_fold_had_not_reached
 
 async def _copy(items: list[T]) -> list[T]:
     return list(items)
-
-
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records of `topic` the consumer group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(partitions)
-        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
