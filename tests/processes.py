@@ -75,3 +75,24 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"condition not reached within {within}s; last result: {result!r}")
         await asyncio.sleep(0.25)
+
+
+async def run_command(args: list[str], env: Mapping[str, str], *, within: float) -> tuple[int, str, str]:
+    """Runs a `tajo-events` sub-command to its end without blocking the loop: exit code, stdout, stderr.
+
+    The child sees this environment without its KAFKA_* and TAJO_* settings, plus `env`.
+    """
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "TAJO_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tajo_events.cli",
+        *args,
+        env={**inherited, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(within):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -1,8 +1,6 @@
 """`tajo-events replay` on the embedded log, next to a running server: verify, repair, switch atomically."""
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from streams.embedded import StateDb
 from streams.state import decode_state, encode_state
 from tajo_events.embedded import STATE_FILE, create_embedded_app
 from tests.payloads import Raw, brevo_email
-from tests.processes import eventually
+from tests.processes import eventually, run_command
 
 SECRET = b"replay-secret"
 TOKEN = "replay-token"
@@ -64,21 +62,7 @@ class Embedded:
         await eventually(lambda: self.delivered(address), lambda n: n == count, within=60)
 
     async def replay(self, *args: str) -> tuple[int, str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "TAJO_"))}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tajo_events.cli",
-            "replay",
-            *args,
-            env={**env, "TAJO_DATA_DIR": str(self.data_dir)},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        async with asyncio.timeout(120):
-            out, err = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        return await run_command(["replay", *args], {"TAJO_DATA_DIR": str(self.data_dir)}, within=120)
 
 
 @pytest.fixture

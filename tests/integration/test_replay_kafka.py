@@ -1,8 +1,6 @@
 """`tajo-events replay --verify` on Kafka: a rebuild of the events topic against the table's changelog."""
 
 import asyncio
-import os
-import sys
 from typing import TypeVar
 
 import pytest
@@ -16,7 +14,7 @@ from streams.state import CustomerState, decode_state, encode_state
 from tests.fakes.brevo_server import FakeBrevo
 from tests.integration.pipeline import API_TOKEN, PARTITIONS, Pipeline
 from tests.payloads import Raw, brevo_email
-from tests.processes import eventually
+from tests.processes import eventually, run_command
 
 pytestmark = pytest.mark.kafka
 
@@ -32,28 +30,14 @@ def mail(address: str, at: int, message_id: str) -> Raw:
 
 
 async def replay(pipeline: Pipeline, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "TAJO_"))}
-    env |= {
+    env = {
         "KAFKA_BOOTSTRAP_SERVERS": pipeline.bootstrap,
         "TAJO_APP_ID": pipeline.app_id,
         "TAJO_EVENTS_TOPIC": pipeline.topic,
         "TAJO_ACTIONS_TOPIC": pipeline.actions_topic,
         "TAJO_PARTITIONS": str(PARTITIONS),
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tajo_events.cli",
-        "replay",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(180):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command(["replay", *args], env, within=180)
 
 
 def delivered(result: tuple[int, object]) -> int:
