@@ -97,14 +97,19 @@ class KafkaEventLog:
             return self._producer
 
 
-async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], replication_factor: int = 1) -> None:
-    """Creates each topic with its partition count if it does not exist yet."""
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: dict[str, int],
+    replication_factor: int = 1,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Creates each topic with its partition count (and topic `configs`) if it does not exist yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, partitions, replication_factor)
+            NewTopic(name, partitions, replication_factor, topic_configs=configs or {})
             for name, partitions in topics.items()
             if name not in existing
         ]

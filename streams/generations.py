@@ -8,12 +8,11 @@ effector has an app id of its own, the same in every generation, so its record o
 actions survives a switch.
 """
 
-import contextlib
 from collections.abc import AsyncGenerator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+
+from eventlog.kafka import ensure_topics
 
 ENGAGEMENT_TABLE = "engagement"
 LIVE_KEY = b"live"
@@ -50,17 +49,9 @@ class GenerationControl:
 
     async def ensure(self) -> None:
         """Creates the control topic (one partition, compacted) if it does not exist."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
-        await admin.start()
-        try:
-            if self._topic not in set(await admin.list_topics()):
-                topic = NewTopic(
-                    self._topic, 1, self._replication_factor, topic_configs={"cleanup.policy": "compact"}
-                )
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics([topic])
-        finally:
-            await admin.close()
+        await ensure_topics(
+            self._bootstrap_servers, {self._topic: 1}, self._replication_factor, {"cleanup.policy": "compact"}
+        )
 
     async def live(self) -> int:
         """The live generation now (0 when none was ever set)."""
