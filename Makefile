@@ -39,6 +39,8 @@ kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven
 bench: $(STAMP) ## ingest throughput (durable append vs a bare handler); replay throughput (versioned vs in-memory)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.replay
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.fold_kafka
 
 schemas: $(STAMP) ## re-export the JSON Schema files from the models
 	$(BIN)/python -m schemas.export

@@ -7,6 +7,7 @@ arrive while a commit is in flight are group-committed in the next transaction.
 """
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -62,7 +63,7 @@ class SqliteEventLog:
         clock: Callable[[], int] = wall_clock_ms,
         page_size: int = 1000,
         busy_timeout_ms: int = 5000,
-        poll_interval_s: float = 0.25,
+        poll_interval_s: float = 0.1,
     ) -> None:
         self._path = path
         self._clock = clock
@@ -139,21 +140,23 @@ class SqliteEventLog:
             position = rows[-1].offset + 1
 
     async def wait_beyond(self, offset: int, timeout_s: float) -> None:
-        """Returns once the head exceeds `offset`, or after `timeout_s`; wakes on this process's appends."""
+        """Returns once a record after `offset` exists; raises TimeoutError after `timeout_s` without one.
+
+        Pass the offset of the last record already read (-1 for none). An append of this process wakes
+        the wait at once; one of another process is seen by looking at the file every `poll_interval_s`.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             appended = self._appended  # taken before looking, so a commit in between is not missed
-            if (await self.head())[PARTITION] > offset:
+            if (await self.head())[PARTITION] > offset + 1:  # the head is the last offset + 1
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return
-            try:  # the poll sees appends of other processes
+                raise TimeoutError(f"no record after offset {offset} in {self._path} within {timeout_s}s")
+            with contextlib.suppress(TimeoutError):  # the poll's own timeout: look at the file again
                 async with asyncio.timeout(min(remaining, self._poll_interval_s)):
                     await appended.wait()
-            except TimeoutError:
-                pass
 
     # --- group commit ----------------------------------------------------------------------------
 

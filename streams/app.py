@@ -9,13 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.types import TP
 
-from streams.actions import decode_action, encode_action
-from streams.apply import apply_record
+from eventlog.kafka_writer import PartitionWriter
+from streams.actions import decode_action
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
-from streams.generations import ENGAGEMENT_TABLE, changelog_topic, effects_app_id, fold_app_id
+from streams.generations import (
+    ENGAGEMENT_TABLE,
+    SEEN_TABLE,
+    changelog_topic,
+    effects_app_id,
+    fold_app_id,
+    seen_changelog_topic,
+)
 from streams.stall import watch_for_stalls
+from streams.table_fold import TableFold
 
 EFFECTS_TABLE = "effects"
 __all__ = ["ENGAGEMENT_TABLE", "TableDoneLog", "WorkerSettings", "create_effects_app", "create_faust_app"]
@@ -35,6 +44,8 @@ class WorkerSettings:
     session_timeout_s: float = 30.0
     generation: int = 0
     stall_timeout_s: float = 60.0
+    batch_max: int = 5000  # events per fold batch at most
+    batch_window_s: float = 0.02  # how long a batch waits to fill: light traffic stays fast
 
     @property
     def changelog_topic(self) -> str:
@@ -115,33 +126,43 @@ def _app(settings: WorkerSettings, app_id: str) -> faust.App:
 
 def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
     """The fold's Faust app, under the app id of its generation. Returns the app and the actions topic."""
-    app = _app(settings, fold_app_id(settings.app_id, settings.generation))
+    app_id = fold_app_id(settings.app_id, settings.generation)
+    app = _app(settings, app_id)
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
     actions = app.topic(
         settings.actions_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
-    table = DurableTable(
-        app.Table(ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    engagement = app.Table(ENGAGEMENT_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    seen = app.Table(SEEN_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    writer = PartitionWriter(settings.bootstrap_servers)
+
+    async def seek(partition: int, offset: int) -> None:
+        await app.consumer.seek(TP(settings.events_topic, partition), offset)
+
+    fold = TableFold(
+        states=engagement.data,
+        seen=seen.data,
+        states_changelog=changelog_topic(settings.app_id, settings.generation),
+        seen_changelog=seen_changelog_topic(settings.app_id, settings.generation),
+        actions_topic=settings.actions_topic,
+        writer=writer,
+        seek=seek,
     )
 
-    def lookup(key: str) -> bytes | None:
-        return table.get(key.encode())
+    def forget_positions(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:  # noqa: ARG001
+        fold.forget_positions()  # partitions moved: the recovered tables are the truth again
+
+    app.on_partitions_revoked.connect(forget_positions)
+    app.on_partitions_assigned.connect(forget_positions)
 
     @app.agent(events)
     async def fold_events(stream: Any) -> None:
-        async for event in stream.events():
-            applied = apply_record(lookup, event.value)
-            for action in applied.actions:  # published before the state: a re-read re-publishes, never loses
-                await (await actions.send(key=action.address.encode(), value=encode_action(action)))
-            if applied.state is not None:
-                table.set(applied.key.encode(), applied.state)
-                await table.send_changelog(event.message.partition)
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_window_s):
+            await fold.fold([event.message for event in batch])
 
-    group = fold_app_id(settings.app_id, settings.generation)
-    watch_for_stalls(app, settings.bootstrap_servers, settings.events_topic, group, settings.stall_timeout_s)
-
+    watch_for_stalls(app, settings.bootstrap_servers, settings.events_topic, app_id, settings.stall_timeout_s)
     return app, actions
 
 

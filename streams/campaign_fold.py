@@ -2,10 +2,10 @@
 
 from typing import Literal
 
-from schemas.event import CanonicalEvent, epoch_ms
 from schemas.event_types import EventType
+from streams.events import FoldEvent
 from streams.payload import campaign_name
-from streams.state import SEEN_WINDOW, CampaignState, campaign_key
+from streams.state import CampaignState, campaign_key
 
 STATUS: dict[EventType, Literal["started", "paused", "finished"]] = {
     EventType.CAMPAIGN_STARTED: "started",
@@ -19,17 +19,25 @@ def initial_campaign(camp_id: str) -> CampaignState:
     return CampaignState(key=campaign_key(camp_id), camp_id=camp_id)
 
 
-def fold_campaign(state: CampaignState, event: CanonicalEvent) -> CampaignState:
-    """The lifecycle after one event: the newest status by event time wins; duplicates change nothing."""
+def apply_campaign(state: CampaignState, event: FoldEvent) -> bool:
+    """Brings a lifecycle the caller owns up to date in place; False when the event changes nothing."""
     status = STATUS.get(event.type)
-    if status is None or event.event_id in state.seen:
-        return state
-    at = epoch_ms(event.occurred_at)
-    changes: dict[str, object] = {
-        f"{status}_at": max(at, getattr(state, f"{status}_at") or at),
-        "name": state.name or campaign_name(event),
-        "seen": (*state.seen, event.event_id)[-SEEN_WINDOW:],
-    }
+    if status is None:
+        return False
+    at = event.at
+    if status == "started":
+        state.started_at = max(at, state.started_at or at)
+    elif status == "paused":
+        state.paused_at = max(at, state.paused_at or at)
+    else:
+        state.finished_at = max(at, state.finished_at or at)
+    state.name = state.name or campaign_name(event)
     if state.status_at is None or at >= state.status_at:
-        changes |= {"status": status, "status_at": at}
-    return state.model_copy(update=changes)
+        state.status, state.status_at = status, at
+    return True
+
+
+def fold_campaign(state: CampaignState, event: FoldEvent) -> CampaignState:
+    """The lifecycle after one event (the newest status by event time wins); `state` is left as it was."""
+    after = state.copy()
+    return after if apply_campaign(after, event) else state

@@ -15,16 +15,20 @@ from typing import Protocol
 
 from eventlog.port import LoggedRecord, LogReader, ReadStart
 from streams.actions import Action, decode_action, encode_action
-from streams.apply import apply_record
+from streams.batch import Batch, BatchFold
 from streams.effector import Effector, Outcome
 
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[str, bytes], None]
+PARTITION = 0  # the embedded log has one partition
 OnVersion = Callable[[int, list[tuple[str, bytes]]], Awaitable[None]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state_rows (
+    version INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (version, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_rows (
     version INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (version, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions (version INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
@@ -122,6 +126,13 @@ class StateDb:
         ).fetchone()
         return bytes(row[0]) if row else None
 
+    def seen(self, key: str, version: int | None = None) -> bytes | None:
+        """The recent event ids of a key (see `streams.dedup`)."""
+        row = self._db.execute(
+            "SELECT value FROM seen_rows WHERE version = ? AND key = ?", (self._v(version), key)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
     def states(self, version: int | None = None) -> Iterator[tuple[str, bytes]]:
         """Every stored state of a version, by key."""
         rows = self._db.execute(
@@ -137,16 +148,16 @@ class StateDb:
             (value, key),
         )
 
-    def commit(self, changes: dict[str, bytes], actions: list[Action], next_offset: int) -> None:
-        """Writes states, actions and the new position of this connection's version in one transaction.
+    def commit(self, batch: Batch) -> None:
+        """Writes a batch's states, ids, actions and position into this connection's version, atomically.
 
         Raises VersionChanged, writing nothing, when that version is no longer live.
         """
         with self._transaction():
             if self.live_version() != self.version:
                 raise VersionChanged(self.version)
-            self._write(self.version, changes, next_offset)
-            self._add_actions(actions)
+            self._write(self.version, batch)
+            self._add_actions([placed.action for placed in batch.actions])
 
     # -- new versions, as a replay builds them
 
@@ -154,18 +165,18 @@ class StateDb:
         """Starts an empty version that will fold the log from `next_offset`; drops abandoned ones."""
         with self._transaction():
             live = self.live_version()
-            self._db.execute("DELETE FROM state_rows WHERE version != ?", (live,))
-            self._db.execute("DELETE FROM versions WHERE version != ?", (live,))
+            for table in ("state_rows", "seen_rows", "versions"):
+                self._db.execute(f"DELETE FROM {table} WHERE version != ?", (live,))  # noqa: S608
             version = live + 1
             self._db.execute(
                 "INSERT INTO versions (version, next_offset) VALUES (?, ?)", (version, next_offset)
             )
             return version
 
-    def fill(self, version: int, changes: dict[str, bytes], next_offset: int) -> None:
+    def fill(self, version: int, batch: Batch) -> None:
         """Writes a batch of a version being built (no actions: a replay acts on nothing by itself)."""
         with self._transaction():
-            self._write(version, changes, next_offset)
+            self._write(version, batch)
 
     def switch(self, version: int, tail_actions: list[tuple[int, Action]]) -> bool:
         """Makes `version` live if it has folded at least as far as the live one, and drops the old one.
@@ -181,8 +192,8 @@ class StateDb:
                 return False
             self._add_actions([action for offset, action in tail_actions if offset >= live_next])
             self._db.execute("UPDATE live SET version = ? WHERE id = 0", (version,))
-            self._db.execute("DELETE FROM state_rows WHERE version = ?", (live,))
-            self._db.execute("DELETE FROM versions WHERE version = ?", (live,))
+            for table in ("state_rows", "seen_rows", "versions"):
+                self._db.execute(f"DELETE FROM {table} WHERE version = ?", (live,))  # noqa: S608
         self.version = version  # this connection now follows the version it made live
         return True
 
@@ -212,14 +223,20 @@ class StateDb:
     def _v(self, version: int | None) -> int:
         return self.version if version is None else version
 
-    def _write(self, version: int, changes: dict[str, bytes], next_offset: int) -> None:
+    def _write(self, version: int, batch: Batch) -> None:
         self._db.executemany(
             "INSERT OR REPLACE INTO state_rows (version, key, value) VALUES (?, ?, ?)",
-            [(version, key, value) for key, value in changes.items()],
+            [(version, key, value) for key, value in batch.states.items()],
         )
-        self._db.execute(
-            "INSERT OR REPLACE INTO versions (version, next_offset) VALUES (?, ?)", (version, next_offset)
+        self._db.executemany(
+            "INSERT OR REPLACE INTO seen_rows (version, key, value) VALUES (?, ?, ?)",
+            [(version, key, value) for key, value in batch.seen.items()],
         )
+        if PARTITION in batch.next_offsets:
+            self._db.execute(
+                "INSERT OR REPLACE INTO versions (version, next_offset) VALUES (?, ?)",
+                (version, batch.next_offsets[PARTITION]),
+            )
 
     def _add_actions(self, actions: list[Action]) -> None:
         self._db.executemany(
@@ -278,7 +295,7 @@ class EmbeddedRunner:
         """Folds every record up to the head as it is now; returns how many were folded."""
         records: list[LoggedRecord] = []
         count = 0
-        async for record in self._reader.read(ReadStart(offsets={0: self._db.next_offset()})):
+        async for record in self._reader.read(ReadStart(offsets={PARTITION: self._db.next_offset()})):
             records.append(record)
             if len(records) >= self._batch:
                 count += await self._fold(records)
@@ -306,22 +323,18 @@ class EmbeddedRunner:
                 await asyncio.sleep(1.0)
 
     async def _fold(self, records: list[LoggedRecord]) -> int:
-        changes: dict[str, bytes] = {}
-        actions: list[Action] = []
-
-        def lookup(key: str) -> bytes | None:
-            return changes[key] if key in changes else self._db.get(key)
-
-        for record in records:
-            applied = apply_record(lookup, record.value)
-            actions.extend(applied.actions)
-            if applied.state is not None:
-                changes[applied.key] = applied.state
-        await asyncio.to_thread(self._db.commit, changes, actions, records[-1].offset + 1)
-        for key, value in changes.items():
+        batch = await asyncio.to_thread(self._fold_and_commit, records)
+        for key, value in batch.states.items():
             self._on_change(key, value)
         self.folded += len(records)
         return len(records)
+
+    def _fold_and_commit(self, records: list[LoggedRecord]) -> Batch:
+        folder = BatchFold(self._db.get, self._db.seen)
+        folder.add_all(records)
+        batch = folder.take()
+        self._db.commit(batch)
+        return batch
 
 
 class EmbeddedEffector:

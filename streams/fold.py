@@ -1,24 +1,29 @@
-"""The fold: `step(state, event) -> (state, actions)`, pure, one small handler per canonical event type.
+"""The fold: one small handler per canonical event type, pure of any I/O, clock or other key.
 
-A handler sees only its own key's state and the event. Side effects are returned as actions, never
-performed here. A duplicate (an event id already in the state) changes nothing and asks for nothing.
+A handler (`on_*`) brings a state it owns up to date with one event, in place, and returns the
+actions the event asks for; side effects are returned as actions, never performed here. `step` is
+the pure form, `step(state, event) -> (state, actions)`, leaving its argument untouched; the batch
+fold (`streams.batch`) applies handlers to its own private copy of each key's state, so a batch of
+events costs one decode and one encode per key instead of one copy per event.
+Duplicates are recognized beside the state (`streams.dedup`), not here.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas.brevo import contact_phone, normalize_email
-from schemas.event import CanonicalEvent, epoch_ms
+from schemas.event import CanonicalEvent
 from schemas.event_types import EventType as T
 from streams import payload
 from streams.actions import Action, ActionKind, make_action
+from streams.events import FoldEvent
 from streams.score import engagement_score
 from streams.state import (
     FEED_WINDOW,
-    SEEN_WINDOW,
     Alert,
     CampaignCounts,
     CustomerState,
+    EmailChannel,
     InboxMessage,
 )
 
@@ -26,16 +31,19 @@ STOP_WORDS = frozenset({"stop", "unsubscribe"})
 HELP_WORDS = frozenset({"help", "info"})
 REWARDS_PATHS = ("/rewards", "/loyalty")
 
+Actions = tuple[Action, ...]
+NO_ACTIONS: Actions = ()
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
     """The state after one event, and the actions the event asks for."""
 
     state: CustomerState
-    actions: tuple[Action, ...] = ()
+    actions: Actions = ()
 
 
-Handler = Callable[[CustomerState, CanonicalEvent], Step]
+Handler = Callable[[CustomerState, FoldEvent], Actions]
 
 
 def initial_state(address: str) -> CustomerState:
@@ -45,17 +53,26 @@ def initial_state(address: str) -> CustomerState:
     return CustomerState(address=address, kind="phone", phone=address)
 
 
-def step(state: CustomerState, event: CanonicalEvent) -> Step:
-    """The state after one event and the actions it asks for; a duplicate or unfolded type is a no-op."""
+def folds(event: FoldEvent) -> bool:
+    """Whether the fold has a handler for the event's type (others stay in the log, unfolded)."""
+    return event.type in HANDLERS
+
+
+def apply(state: CustomerState, event: FoldEvent) -> Actions:
+    """Brings `state`, owned by the caller, up to date with one event in place; returns its actions."""
     handler = HANDLERS.get(event.type)
-    if handler is None or event.event_id in state.seen:
+    return NO_ACTIONS if handler is None else handler(state, event)
+
+
+def step(state: CustomerState, event: CanonicalEvent | FoldEvent) -> Step:
+    """The state after one event and the actions it asks for; `state` itself is left as it was."""
+    if event.type not in HANDLERS:
         return Step(state)
-    done = handler(state, event)
-    seen = (*state.seen, event.event_id)[-SEEN_WINDOW:]
-    return Step(done.state.model_copy(update={"seen": seen}), done.actions)
+    after = state.copy()
+    return Step(after, apply(after, event if isinstance(event, FoldEvent) else FoldEvent.of(event)))
 
 
-def fold(state: CustomerState, event: CanonicalEvent) -> CustomerState:
+def fold(state: CustomerState, event: CanonicalEvent | FoldEvent) -> CustomerState:
     """The state after one event."""
     return step(state, event).state
 
@@ -70,21 +87,15 @@ def fold_all(state: CustomerState, events: list[CanonicalEvent]) -> CustomerStat
 # -- helpers
 
 
-def _at(event: CanonicalEvent) -> int:
-    return epoch_ms(event.occurred_at)
+def _latest(current: int | None, at: int) -> int:
+    return at if current is None or at > current else current
 
 
-def _latest(current: int | None, event: CanonicalEvent) -> int:
-    return _at(event) if current is None else max(current, _at(event))
-
-
-def _latest_reason(
-    current_at: int | None, current: str | None, event: CanonicalEvent, reason: str | None
-) -> str | None:
+def _latest_reason(current_at: int | None, current: str | None, at: int, reason: str | None) -> str | None:
     """The reason of the newest event; on a tie the larger string, so arrival order never matters."""
-    if current_at is None or _at(event) > current_at:
+    if current_at is None or at > current_at:
         return reason
-    if _at(event) == current_at:
+    if at == current_at:
         return max(current or "", reason or "") or None
     return current
 
@@ -99,264 +110,290 @@ def _newest_messages(inbox: tuple[InboxMessage, ...], message: InboxMessage) -> 
     return tuple(sorted({*inbox, message}, key=lambda m: (m.at, m.message_id)))[-FEED_WINDOW:]
 
 
-def _email(state: CustomerState, **changes: object) -> CustomerState:
-    channel = state.email_channel.model_copy(update=changes)
-    score = engagement_score(channel.opens, channel.unique_opens, channel.clicks)
-    return state.model_copy(update={"email_channel": channel, "score": score})
+def _rescore(state: CustomerState) -> None:
+    channel = state.email_channel
+    state.score = engagement_score(channel.opens, channel.unique_opens, channel.clicks)
 
 
-def _sms(state: CustomerState, **changes: object) -> CustomerState:
-    return state.model_copy(update={"sms": state.sms.model_copy(update=changes)})
-
-
-def _count_campaign(state: CustomerState, event: CanonicalEvent, field: str) -> CustomerState:
-    keys = payload.campaign_keys(event)
+def _campaign_counts(
+    state: CustomerState, event: FoldEvent, tags: list[str] | None = None
+) -> list[CampaignCounts]:
+    """The counts the event adds to: its campaign (`camp_id`), else each of its tags."""
+    if event.campaign is not None:
+        keys = [event.campaign]
+    else:
+        keys = payload.campaign_keys(event, payload.tags(event) if tags is None else tags)
     if not keys:
-        return state
-    campaigns = dict(state.campaigns)
+        return []
+    named = payload.campaign_name(event) if event.campaign else None
+    found = []
     for key in keys:
-        counts = campaigns.get(key, CampaignCounts())
-        name = counts.name or (payload.campaign_name(event) if event.campaign else None)
-        campaigns[key] = counts.model_copy(update={field: getattr(counts, field) + 1, "name": name})
-    return state.model_copy(update={"campaigns": campaigns})
+        counts = state.campaigns.get(key)
+        if counts is None:
+            counts = state.campaigns[key] = CampaignCounts()
+        if counts.name is None:
+            counts.name = named
+        found.append(counts)
+    return found
 
 
-def _action(
-    kind: ActionKind, state: CustomerState, event: CanonicalEvent, **data: str | int | None
-) -> Action:
-    return make_action(kind, state.address, event.event_id, _at(event), **data)
+def _action(kind: ActionKind, state: CustomerState, event: FoldEvent, **data: str | int | None) -> Action:
+    return make_action(kind, state.address, event.event_id, event.at, **data)
 
 
-def _loyalty(state: CustomerState, event: CanonicalEvent, what: str) -> Step:
-    if not any("loyalty" in tag.lower() for tag in payload.tags(event)):
-        return Step(state)
-    engaged = state.model_copy(update={"loyalty_engagements": state.loyalty_engagements + 1})
-    action = _action(
-        ActionKind.LOYALTY_ENGAGEMENT, state, event, activity=what, campaign=payload.campaign_name(event)
-    )
-    return Step(engaged, (action,))
+def _loyalty(state: CustomerState, event: FoldEvent, tags: list[str], what: str) -> Actions:
+    if not any("loyalty" in tag.lower() for tag in tags):
+        return NO_ACTIONS
+    state.loyalty_engagements += 1
+    campaign = payload.campaign_name(event)
+    return (_action(ActionKind.LOYALTY_ENGAGEMENT, state, event, activity=what, campaign=campaign),)
 
 
-def _marketing_off(state: CustomerState, event: CanonicalEvent) -> CustomerState:
-    return state.model_copy(update={"marketing_off_at": _latest(state.marketing_off_at, event)})
+def _marketing_off(state: CustomerState, at: int) -> None:
+    state.marketing_off_at = _latest(state.marketing_off_at, at)
 
 
 # -- email
 
 
-def on_sent(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_sent(state: CustomerState, event: FoldEvent) -> Actions:
     """An email handed to Brevo."""
     channel = state.email_channel
-    return Step(_email(state, sent=channel.sent + 1, last_sent_at=_latest(channel.last_sent_at, event)))
+    channel.sent += 1
+    channel.last_sent_at = _latest(channel.last_sent_at, event.at)
+    return NO_ACTIONS
 
 
-def on_delivered(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_delivered(state: CustomerState, event: FoldEvent) -> Actions:
     """A delivery: counted, last delivery time moves forward."""
     channel = state.email_channel
-    state = _email(
-        state, delivered=channel.delivered + 1, last_delivered_at=_latest(channel.last_delivered_at, event)
-    )
-    return Step(_count_campaign(state, event, "delivered"))
+    channel.delivered += 1
+    channel.last_delivered_at = _latest(channel.last_delivered_at, event.at)
+    for counts in _campaign_counts(state, event):
+        counts.delivered += 1
+    return NO_ACTIONS
 
 
-def _opened(state: CustomerState, event: CanonicalEvent, counter: str) -> Step:
+def _opened(state: CustomerState, event: FoldEvent, count: Callable[[EmailChannel], None]) -> Actions:
     channel = state.email_channel
-    state = _email(
-        state,
-        **{counter: getattr(channel, counter) + 1},
-        last_opened_at=_latest(channel.last_opened_at, event),
-    )
-    state = _count_campaign(state, event, "opens")
-    return _loyalty(state, event, "email_opened")
+    count(channel)
+    channel.last_opened_at = _latest(channel.last_opened_at, event.at)
+    _rescore(state)
+    tags = payload.tags(event)
+    for counts in _campaign_counts(state, event, tags):
+        counts.opens += 1
+    return _loyalty(state, event, tags, "email_opened")
 
 
-def on_opened(state: CustomerState, event: CanonicalEvent) -> Step:
+def _count_open(channel: EmailChannel) -> None:
+    channel.opens += 1
+
+
+def _count_unique_open(channel: EmailChannel) -> None:
+    channel.unique_opens += 1
+
+
+def on_opened(state: CustomerState, event: FoldEvent) -> Actions:
     """An open: counted, last open time moves forward, the score rises."""
-    return _opened(state, event, "opens")
+    return _opened(state, event, _count_open)
 
 
-def on_unique_opened(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_unique_opened(state: CustomerState, event: FoldEvent) -> Actions:
     """A first open of an email: counted apart, so a double subscription does not count it twice."""
-    return _opened(state, event, "unique_opens")
+    return _opened(state, event, _count_unique_open)
 
 
-def on_proxy_opened(state: CustomerState, _event: CanonicalEvent) -> Step:
+def on_proxy_opened(state: CustomerState, _event: FoldEvent) -> Actions:
     """A machine open (Apple Mail privacy): counted apart, no score, no last-open time."""
-    return Step(_email(state, proxy_opens=state.email_channel.proxy_opens + 1))
+    state.email_channel.proxy_opens += 1
+    return NO_ACTIONS
 
 
-def on_clicked(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_clicked(state: CustomerState, event: FoldEvent) -> Actions:
     """A click: the score rises more than for an open; a rewards or loyalty page counts as a visit."""
+    at = event.at
     channel = state.email_channel
-    state = _email(state, clicks=channel.clicks + 1, last_clicked_at=_latest(channel.last_clicked_at, event))
-    state = _count_campaign(state, event, "clicks")
-    actions: tuple[Action, ...] = ()
+    channel.clicks += 1
+    channel.last_clicked_at = _latest(channel.last_clicked_at, at)
+    _rescore(state)
+    tags = payload.tags(event)
+    for counts in _campaign_counts(state, event, tags):
+        counts.clicks += 1
+    actions: Actions = NO_ACTIONS
     url = payload.link(event)
     if any(path in url for path in REWARDS_PATHS):
-        state = state.model_copy(
-            update={
-                "rewards_visits": state.rewards_visits + 1,
-                "last_rewards_visit_at": _latest(state.last_rewards_visit_at, event),
-            }
-        )
+        state.rewards_visits += 1
+        state.last_rewards_visit_at = _latest(state.last_rewards_visit_at, at)
         actions = (_action(ActionKind.REWARDS_PAGE_VISIT, state, event, source="email", referrer_url=url),)
-    loyal = _loyalty(state, event, "email_clicked")
-    return Step(loyal.state, actions + loyal.actions)
+    return actions + _loyalty(state, event, tags, "email_clicked")
 
 
-def on_soft_bounced(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_soft_bounced(state: CustomerState, event: FoldEvent) -> Actions:
     """A temporary delivery problem: counted."""
     channel = state.email_channel
-    state = _email(
-        state, soft_bounces=channel.soft_bounces + 1, last_bounce_at=_latest(channel.last_bounce_at, event)
-    )
-    return Step(_count_campaign(state, event, "bounces"))
+    channel.soft_bounces += 1
+    channel.last_bounce_at = _latest(channel.last_bounce_at, event.at)
+    for counts in _campaign_counts(state, event):
+        counts.bounces += 1
+    return NO_ACTIONS
 
 
-def on_hard_bounced(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_hard_bounced(state: CustomerState, event: FoldEvent) -> Actions:
     """An invalid address: marked invalid with its reason (by event time); SMS is suggested instead."""
+    at = event.at
     channel = state.email_channel
-    reason = _latest_reason(
-        channel.last_hard_bounce_at, channel.hard_bounce_reason, event, payload.reason(event)
+    channel.hard_bounce_reason = _latest_reason(
+        channel.last_hard_bounce_at, channel.hard_bounce_reason, at, payload.reason(event)
     )
-    state = _email(
-        state,
-        hard_bounces=channel.hard_bounces + 1,
-        last_bounce_at=_latest(channel.last_bounce_at, event),
-        last_hard_bounce_at=_latest(channel.last_hard_bounce_at, event),
-        hard_bounce_reason=reason,
-    )
-    suggestion = _action(ActionKind.ALTERNATIVE_CHANNEL, state, event, channel="sms", phone=state.phone)
-    return Step(_count_campaign(state, event, "bounces"), (suggestion,))
+    channel.hard_bounces += 1
+    channel.last_bounce_at = _latest(channel.last_bounce_at, at)
+    channel.last_hard_bounce_at = _latest(channel.last_hard_bounce_at, at)
+    for counts in _campaign_counts(state, event):
+        counts.bounces += 1
+    return (_action(ActionKind.ALTERNATIVE_CHANNEL, state, event, channel="sms", phone=state.phone),)
 
 
-def on_spam(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_spam(state: CustomerState, event: FoldEvent) -> Actions:
     """A spam report: marketing off, marked spam-reported, and the marketing team alerted."""
+    at = event.at
     channel = state.email_channel
-    state = _email(
-        state, spam_reports=channel.spam_reports + 1, last_spam_at=_latest(channel.last_spam_at, event)
-    )
-    state = _marketing_off(state.model_copy(update={"spam_reported": True}), event)
+    channel.spam_reports += 1
+    channel.last_spam_at = _latest(channel.last_spam_at, at)
+    state.spam_reported = True
+    _marketing_off(state, at)
     campaign = event.campaign or ",".join(payload.tags(event)) or None
     alert = _action(ActionKind.MARKETING_ALERT, state, event, alert="spam_report", campaign=campaign)
     record = Alert(
-        alert_id=alert.action_id, kind="spam_report", address=state.address, at=_at(event), campaign=campaign
+        alert_id=alert.action_id, kind="spam_report", address=state.address, at=at, campaign=campaign
     )
-    state = state.model_copy(update={"alerts": _newest_alerts(state.alerts, record)})
-    return Step(_count_campaign(state, event, "spam"), (alert,))
+    state.alerts = _newest_alerts(state.alerts, record)
+    for counts in _campaign_counts(state, event):
+        counts.spam += 1
+    return (alert,)
 
 
-def on_unsubscribed(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_unsubscribed(state: CustomerState, event: FoldEvent) -> Actions:
     """An unsubscribe: marketing email off (by event time)."""
+    at = event.at
     channel = state.email_channel
-    state = _email(
-        state,
-        unsubscribes=channel.unsubscribes + 1,
-        last_unsubscribed_at=_latest(channel.last_unsubscribed_at, event),
-    )
-    return Step(_count_campaign(_marketing_off(state, event), event, "unsubscribes"))
+    channel.unsubscribes += 1
+    channel.last_unsubscribed_at = _latest(channel.last_unsubscribed_at, at)
+    _marketing_off(state, at)
+    for counts in _campaign_counts(state, event):
+        counts.unsubscribes += 1
+    return NO_ACTIONS
 
 
-def on_error(state: CustomerState, _event: CanonicalEvent) -> Step:
+def on_error(state: CustomerState, _event: FoldEvent) -> Actions:
     """A sending error at Brevo: counted."""
-    return Step(_email(state, errors=state.email_channel.errors + 1))
+    state.email_channel.errors += 1
+    return NO_ACTIONS
 
 
 # -- SMS
 
 
-def on_sms_sent(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_sms_sent(state: CustomerState, event: FoldEvent) -> Actions:
     """An SMS handed to the operator."""
-    return Step(_sms(state, sent=state.sms.sent + 1, last_sent_at=_latest(state.sms.last_sent_at, event)))
+    sms = state.sms
+    sms.sent += 1
+    sms.last_sent_at = _latest(sms.last_sent_at, event.at)
+    return NO_ACTIONS
 
 
-def on_sms_delivered(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_sms_delivered(state: CustomerState, event: FoldEvent) -> Actions:
     """An SMS delivered: counted; a delivery newer than a failure clears the failure."""
     sms = state.sms
-    return Step(
-        _sms(state, delivered=sms.delivered + 1, last_delivered_at=_latest(sms.last_delivered_at, event))
-    )
+    sms.delivered += 1
+    sms.last_delivered_at = _latest(sms.last_delivered_at, event.at)
+    return NO_ACTIONS
 
 
-def on_sms_failed(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_sms_failed(state: CustomerState, event: FoldEvent) -> Actions:
     """An SMS failure: recorded with its reason; email is suggested when the customer has one."""
+    at = event.at
     sms = state.sms
-    reason = _latest_reason(sms.last_failed_at, sms.last_failure_reason, event, payload.reason(event))
-    state = _sms(
-        state,
-        failed=sms.failed + 1,
-        last_failed_at=_latest(sms.last_failed_at, event),
-        last_failure_reason=reason,
+    sms.last_failure_reason = _latest_reason(
+        sms.last_failed_at, sms.last_failure_reason, at, payload.reason(event)
     )
+    sms.failed += 1
+    sms.last_failed_at = _latest(sms.last_failed_at, at)
     if state.email is None:
-        return Step(state)
-    return Step(
-        state, (_action(ActionKind.ALTERNATIVE_CHANNEL, state, event, channel="email", email=state.email),)
-    )
+        return NO_ACTIONS
+    return (_action(ActionKind.ALTERNATIVE_CHANNEL, state, event, channel="email", email=state.email),)
 
 
-def on_sms_replied(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_sms_replied(state: CustomerState, event: FoldEvent) -> Actions:
     """A reply: STOP/UNSUBSCRIBE unsubscribes, HELP/INFO asks for help, anything else goes to support."""
+    at = event.at
     sms = state.sms
-    state = _sms(state, replies=sms.replies + 1, last_reply_at=_latest(sms.last_reply_at, event))
+    sms.replies += 1
+    sms.last_reply_at = _latest(sms.last_reply_at, at)
     text = payload.reply_text(event)
     word = text.lower().strip()
     if word in STOP_WORDS:
-        state = _sms(state, last_stop_at=_latest(sms.last_stop_at, event))
-        return Step(state, (_action(ActionKind.SMS_UNSUBSCRIBE, state, event, phone=state.address),))
+        sms.last_stop_at = _latest(sms.last_stop_at, at)
+        return (_action(ActionKind.SMS_UNSUBSCRIBE, state, event, phone=state.address),)
     if word in HELP_WORDS:
-        return Step(state, (_action(ActionKind.SMS_HELP, state, event, phone=state.address),))
+        return (_action(ActionKind.SMS_HELP, state, event, phone=state.address),)
     action = _action(ActionKind.SUPPORT_MESSAGE, state, event, phone=state.address, text=text)
-    message = InboxMessage(message_id=action.action_id, address=state.address, at=_at(event), text=text)
-    return Step(state.model_copy(update={"inbox": _newest_messages(state.inbox, message)}), (action,))
+    message = InboxMessage(message_id=action.action_id, address=state.address, at=at, text=text)
+    state.inbox = _newest_messages(state.inbox, message)
+    return (action,)
 
 
 # -- contacts
 
 
-def on_contact(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_contact(state: CustomerState, event: FoldEvent) -> Actions:
     """A contact created or updated: known, linked to its phone, its lists recorded, undeleted if newer."""
-    changes: dict[str, object] = {
-        "contact_known": True,
-        "lists": tuple(sorted({*state.lists, *payload.list_ids(event)})),
-        "last_contact_at": _latest(state.last_contact_at, event),
-    }
+    at = event.at
+    state.contact_known = True
+    state.lists = tuple(sorted({*state.lists, *payload.list_ids(event)}))
+    state.last_contact_at = _latest(state.last_contact_at, at)
     phone = contact_phone(event.payload)
     if state.kind == "email" and phone is not None:
-        changes |= _link(state, event, "phone", phone)
+        _link_phone(state, at, phone)
     blacklisted = payload.flag(event, "emailBlacklisted")
     if blacklisted is True:
-        changes["marketing_off_at"] = _latest(state.marketing_off_at, event)
+        state.marketing_off_at = _latest(state.marketing_off_at, at)
     elif blacklisted is False:
-        changes["marketing_on_at"] = _latest(state.marketing_on_at, event)
-    return Step(state.model_copy(update=changes))
+        state.marketing_on_at = _latest(state.marketing_on_at, at)
+    return NO_ACTIONS
 
 
-def _link(state: CustomerState, event: CanonicalEvent, field: str, other: str) -> dict[str, object]:
-    """Links the other identity when this event is the newest link (on a tie, the larger identity)."""
-    current: str | None = getattr(state, field)
-    if state.linked_at is None or _at(event) > state.linked_at:
-        return {field: other, "linked_at": _at(event)}
-    if _at(event) == state.linked_at and other > (current or ""):
-        return {field: other}
-    return {}
+def _newest_link(state: CustomerState, at: int, other: str, current: str | None) -> bool:
+    """Whether this link wins: the newest by event time, on a tie the larger identity."""
+    if state.linked_at is None or at > state.linked_at:
+        state.linked_at = at
+        return True
+    return at == state.linked_at and other > (current or "")
 
 
-def on_list_addition(state: CustomerState, event: CanonicalEvent) -> Step:
+def _link_phone(state: CustomerState, at: int, phone: str) -> None:
+    if _newest_link(state, at, phone, state.phone):
+        state.phone = phone
+
+
+def on_list_addition(state: CustomerState, event: FoldEvent) -> Actions:
     """Added to lists: the lists are recorded."""
-    lists = tuple(sorted({*state.lists, *payload.list_ids(event)}))
-    return Step(state.model_copy(update={"contact_known": True, "lists": lists}))
+    state.contact_known = True
+    state.lists = tuple(sorted({*state.lists, *payload.list_ids(event)}))
+    return NO_ACTIONS
 
 
-def on_contact_deleted(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_contact_deleted(state: CustomerState, event: FoldEvent) -> Actions:
     """A contact deleted: hidden from the projections (by event time); the log keeps its history."""
-    return Step(state.model_copy(update={"last_deleted_at": _latest(state.last_deleted_at, event)}))
+    state.last_deleted_at = _latest(state.last_deleted_at, event.at)
+    return NO_ACTIONS
 
 
-def on_contact_linked(state: CustomerState, event: CanonicalEvent) -> Step:
+def on_contact_linked(state: CustomerState, event: FoldEvent) -> Actions:
     """A phone tied to a contact's email: the phone's state learns the email."""
     email = normalize_email(event.payload.get("email"))
-    return Step(state.model_copy(update=_link(state, event, "email", email)) if email else state)
+    if email and _newest_link(state, event.at, email, state.email):
+        state.email = email
+    return NO_ACTIONS
 
 
 HANDLERS: dict[T, Handler] = {

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from eventlog.kafka import ensure_topics
 
 ENGAGEMENT_TABLE = "engagement"
+SEEN_TABLE = "seen"  # each key's recent event ids, and each partition's tracking record
 LIVE_KEY = b"live"
 
 
@@ -26,6 +27,11 @@ def fold_app_id(base: str, generation: int) -> str:
 def changelog_topic(base: str, generation: int) -> str:
     """The engagement table's changelog topic of a generation."""
     return f"{fold_app_id(base, generation)}-{ENGAGEMENT_TABLE}-changelog"
+
+
+def seen_changelog_topic(base: str, generation: int) -> str:
+    """The changelog topic of a generation's table of recent event ids and positions."""
+    return f"{fold_app_id(base, generation)}-{SEEN_TABLE}-changelog"
 
 
 def effects_app_id(base: str) -> str:

@@ -3,7 +3,7 @@
 import orjson
 from pydantic import JsonValue
 
-from schemas.event import CanonicalEvent
+from streams.events import FoldEvent
 
 _TEXT_KEYS = ("text", "reply", "message", "content", "body")
 
@@ -13,12 +13,12 @@ def text_of(value: JsonValue) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def link(event: CanonicalEvent) -> str:
+def link(event: FoldEvent) -> str:
     """The clicked URL: `link` (transactional) or `URL` (marketing)."""
     return text_of(event.payload.get("link")) or text_of(event.payload.get("URL")) or ""
 
 
-def tags(event: CanonicalEvent) -> list[str]:
+def tags(event: FoldEvent) -> list[str]:
     """The tags: `tags` (array), or `tag` (a plain string or an array JSON-encoded as a string)."""
     listed = event.payload.get("tags")
     if isinstance(listed, list):
@@ -35,36 +35,36 @@ def tags(event: CanonicalEvent) -> list[str]:
     return [tag]
 
 
-def campaign_keys(event: CanonicalEvent) -> list[str]:
+def campaign_keys(event: FoldEvent, tagged: list[str]) -> list[str]:
     """Where the event counts in campaign stats: its campaign (`camp_id`), else each of its tags."""
     if event.campaign is not None:
         return [event.campaign]
-    return [f"tag:{tag}" for tag in tags(event)]
+    return [f"tag:{tag}" for tag in tagged]
 
 
-def campaign_name(event: CanonicalEvent) -> str | None:
+def campaign_name(event: FoldEvent) -> str | None:
     """The campaign's name (marketing payloads) or the email's subject."""
     return text_of(event.payload.get("campaign name")) or text_of(event.payload.get("subject"))
 
 
-def reason(event: CanonicalEvent) -> str | None:
+def reason(event: FoldEvent) -> str | None:
     """Why a bounce or failure happened: `reason`, else the SMS `msg_status`."""
     return text_of(event.payload.get("reason")) or text_of(event.payload.get("msg_status"))
 
 
-def reply_text(event: CanonicalEvent) -> str:
+def reply_text(event: FoldEvent) -> str:
     """The text of an SMS reply."""
     return next((t for t in (text_of(event.payload.get(k)) for k in _TEXT_KEYS) if t), "")
 
 
-def list_ids(event: CanonicalEvent) -> tuple[int, ...]:
+def list_ids(event: FoldEvent) -> tuple[int, ...]:
     """The list ids of a contact or unsubscribe event (`list_id` or `listIds`, a number or an array)."""
     value = event.payload.get("list_id", event.payload.get("listIds"))
     values = value if isinstance(value, list) else [value]
     return tuple(sorted({v for v in values if isinstance(v, int) and not isinstance(v, bool)}))
 
 
-def flag(event: CanonicalEvent, key: str) -> bool | None:
+def flag(event: FoldEvent, key: str) -> bool | None:
     """A boolean attribute of a contact event, found at the top level, in `attributes` or in `content`."""
     for source in (event.payload, event.payload.get("attributes"), event.payload.get("content")):
         items = source if isinstance(source, list) else [source]

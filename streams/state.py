@@ -2,26 +2,29 @@
 
 Times are epoch milliseconds of the events' `occurred_at`. A status that can flip both ways keeps the
 event time of its last change (`*_at`) so that an older event arriving late cannot undo a newer one.
+
+States are plain slotted dataclasses: the batch fold decodes a key's state once per batch, changes
+that private copy in place for each of the key's events, and encodes it once (see `streams.batch`).
+`copy()` gives an independent copy for callers that keep the original (the pure `step`).
+Duplicate detection lives beside the state (`streams.dedup`), so a state's size does not grow with
+its event count.
 """
 
+import copy as _copy
+import struct
+from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+import orjson
+from pydantic import TypeAdapter
 
-# How many recent event ids a customer's state remembers to drop duplicates. Brevo retries within
-# about 11 hours and a restarted worker re-reads only uncommitted offsets, so a customer would need
-# more events than this inside that window for a duplicate to slip past.
-SEEN_WINDOW = 1024
 # How many alerts and support messages a customer's state keeps (the feeds show the newest).
 FEED_WINDOW = 50
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-
-class EmailChannel(BaseModel):
+@dataclass(slots=True)
+class EmailChannel:
     """Email counts, last-seen times and deliverability."""
-
-    model_config = _FROZEN
 
     sent: int = 0
     delivered: int = 0
@@ -60,10 +63,9 @@ class EmailChannel(BaseModel):
         return self.hard_bounce_reason if self.invalid else None
 
 
-class SmsChannel(BaseModel):
+@dataclass(slots=True)
+class SmsChannel:
     """SMS counts, last-seen times, delivery status and subscription."""
-
-    model_config = _FROZEN
 
     sent: int = 0
     delivered: int = 0
@@ -94,10 +96,9 @@ class SmsChannel(BaseModel):
         return self.last_stop_at is None
 
 
-class CampaignCounts(BaseModel):
+@dataclass(slots=True)
+class CampaignCounts:
     """One customer's engagement with one campaign (by `camp_id`) or tag."""
-
-    model_config = _FROZEN
 
     name: str | None = None
     delivered: int = 0
@@ -108,10 +109,9 @@ class CampaignCounts(BaseModel):
     unsubscribes: int = 0
 
 
-class Alert(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Alert:
     """A marketing alert raised by an event (a spam report)."""
-
-    model_config = _FROZEN
 
     alert_id: str
     kind: str
@@ -120,10 +120,9 @@ class Alert(BaseModel):
     campaign: str | None = None
 
 
-class InboxMessage(BaseModel):
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
     """An SMS reply forwarded to the support inbox."""
-
-    model_config = _FROZEN
 
     message_id: str
     address: str
@@ -131,17 +130,16 @@ class InboxMessage(BaseModel):
     text: str
 
 
-class CustomerState(BaseModel):
+@dataclass(slots=True)
+class CustomerState:
     """Everything the fold knows about one address (an email, or a phone in E.164)."""
-
-    model_config = _FROZEN
 
     address: str
     kind: Literal["email", "phone"]
     email: str | None = None
     phone: str | None = None
-    email_channel: EmailChannel = EmailChannel()
-    sms: SmsChannel = SmsChannel()
+    email_channel: EmailChannel = field(default_factory=EmailChannel)
+    sms: SmsChannel = field(default_factory=SmsChannel)
     marketing_off_at: int | None = None
     marketing_on_at: int | None = None
     spam_reported: bool = False
@@ -154,10 +152,9 @@ class CustomerState(BaseModel):
     contact_known: bool = False
     last_contact_at: int | None = None
     last_deleted_at: int | None = None
-    campaigns: dict[str, CampaignCounts] = {}
+    campaigns: dict[str, CampaignCounts] = field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
     inbox: tuple[InboxMessage, ...] = ()
-    seen: tuple[str, ...] = ()
 
     @property
     def marketing_enabled(self) -> bool:
@@ -173,21 +170,21 @@ class CustomerState(BaseModel):
             return False
         return self.last_contact_at is None or self.last_deleted_at >= self.last_contact_at
 
-
-def encode_state(state: CustomerState) -> bytes:
-    """The state as compact JSON bytes, as stored in tables and changelogs."""
-    return state.__pydantic_serializer__.to_json(state)
-
-
-def decode_state(data: bytes) -> CustomerState:
-    """A state read back from its JSON bytes."""
-    return CustomerState.model_validate_json(data)
+    def copy(self) -> "CustomerState":
+        """An independent copy: changing it in place leaves this state as it is."""
+        twin = _copy.copy(self)
+        twin.email_channel = _copy.copy(self.email_channel)
+        twin.sms = _copy.copy(self.sms)
+        twin.campaigns = {key: _copy.copy(counts) for key, counts in self.campaigns.items()}
+        return twin
 
 
-class CampaignState(BaseModel):
+CAMPAIGN_KEY_PREFIX = "campaign:"
+
+
+@dataclass(slots=True)
+class CampaignState:
     """A campaign's lifecycle (started, paused, finished), kept under the key `campaign:<camp_id>`."""
-
-    model_config = _FROZEN
 
     key: str
     camp_id: str
@@ -197,10 +194,10 @@ class CampaignState(BaseModel):
     started_at: int | None = None
     paused_at: int | None = None
     finished_at: int | None = None
-    seen: tuple[str, ...] = ()
 
-
-CAMPAIGN_KEY_PREFIX = "campaign:"
+    def copy(self) -> "CampaignState":
+        """An independent copy."""
+        return _copy.copy(self)
 
 
 def campaign_key(camp_id: str) -> str:
@@ -208,11 +205,47 @@ def campaign_key(camp_id: str) -> str:
     return CAMPAIGN_KEY_PREFIX + camp_id
 
 
+# -- encoding
+
+_CUSTOMER = TypeAdapter(CustomerState)
+_CAMPAIGN = TypeAdapter(CampaignState)
+# A stored state may carry the log position of the last event folded into it: this marker byte,
+# the offset as 8 bytes big-endian, then the JSON. Plain JSON (from `encode_state`) starts with "{".
+_TRACKED = b"\x01"
+_OFFSET = struct.Struct(">q")
+_HEADER = len(_TRACKED) + _OFFSET.size
+
+
+def encode_state(state: CustomerState) -> bytes:
+    """The state as compact JSON bytes."""
+    return orjson.dumps(state)
+
+
+def decode_state(data: bytes) -> CustomerState:
+    """A state read back from its bytes (plain or tracked)."""
+    return _CUSTOMER.validate_json(untracked(data))
+
+
 def encode_campaign(state: CampaignState) -> bytes:
     """The campaign state as compact JSON bytes."""
-    return state.__pydantic_serializer__.to_json(state)
+    return orjson.dumps(state)
 
 
 def decode_campaign(data: bytes) -> CampaignState:
-    """A campaign state read back from its JSON bytes."""
-    return CampaignState.model_validate_json(data)
+    """A campaign state read back from its bytes (plain or tracked)."""
+    return _CAMPAIGN.validate_json(untracked(data))
+
+
+def tracked(offset: int, encoded: bytes) -> bytes:
+    """An encoded state with the offset (in its partition) of the last event folded into it."""
+    return _TRACKED + _OFFSET.pack(offset) + encoded
+
+
+def untracked(data: bytes) -> bytes:
+    """The encoded state without its position."""
+    return data[_HEADER:] if data[:1] == _TRACKED else data
+
+
+def offset_of(data: bytes) -> int:
+    """The offset of the last event folded into a stored state; -1 when it carries none."""
+    return _OFFSET.unpack_from(data, 1)[0] if data[:1] == _TRACKED else -1

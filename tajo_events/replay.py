@@ -18,7 +18,7 @@ from typing import TextIO
 from eventlog.port import LogReader, ReadStart
 from projections.store import ReadModel
 from streams.actions import Action
-from streams.apply import apply_record
+from streams.batch import BatchFold
 from streams.embedded import StateDb
 
 PARTITION = 0  # the embedded log has one partition
@@ -81,18 +81,20 @@ async def rebuild(
     until: dict[int, int] | None = None,
 ) -> ReadModel:
     """Folds the log from `start` up to `until` (exclusive offsets per partition, else the head) in memory."""
-    states: dict[str, bytes] = {}
+    folder = BatchFold(_nothing, _nothing)  # every key starts empty and stays in memory to the end
     async for record in reader.read(start):
         if until is not None and record.offset >= until.get(record.partition, 0):
             continue
-        applied = apply_record(states.get, record.value)
-        if applied.state is not None:
-            states[applied.key] = applied.state
+        folder.add(record)
         if progress is not None:
             progress.advance()
     if progress is not None:
         progress.finish()
-    return ReadModel.of(sorted(states.items()))
+    return ReadModel.of(sorted(folder.take().states.items()))
+
+
+def _nothing(_key: str) -> bytes | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,25 +147,28 @@ class _VersionBuild:
     folded: int = 0
 
     async def fold(self, reader: LogReader, start: ReadStart, progress: Progress | None) -> None:
-        changes: dict[str, bytes] = {}
-
-        def lookup(key: str) -> bytes | None:
-            return changes[key] if key in changes else self.db.get(key, self.version)
-
+        folder = BatchFold(
+            lambda key: self.db.get(key, self.version), lambda key: self.db.seen(key, self.version)
+        )
+        pending = 0
         async for record in reader.read(start):
-            applied = apply_record(lookup, record.value)
-            if applied.state is not None:
-                changes[applied.key] = applied.state
-            if record.offset >= self.live_next_at_start:  # the live fold may not have acted on it yet
-                self.tail_actions.extend((record.offset, action) for action in applied.actions)
-            self.next_offset = record.offset + 1
-            self.folded += 1
+            folder.add(record)
+            pending += 1
             if progress is not None:
                 progress.advance()
-            if len(changes) >= FILL_BATCH:
-                self.db.fill(self.version, changes, self.next_offset)
-                changes = {}
-        self.db.fill(self.version, changes, self.next_offset)
+            if pending >= FILL_BATCH:
+                self._fill(folder)
+                pending = 0
+        self._fill(folder)
+
+    def _fill(self, folder: BatchFold) -> None:
+        batch = folder.take()
+        for placed in batch.actions:
+            if placed.offset >= self.live_next_at_start:  # the live fold may not have acted on it yet
+                self.tail_actions.append((placed.offset, placed.action))
+        self.next_offset = batch.next_offsets.get(PARTITION, self.next_offset)
+        self.folded += batch.records
+        self.db.fill(self.version, batch)
 
 
 async def replay_embedded(

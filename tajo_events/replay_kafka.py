@@ -22,8 +22,8 @@ from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionErro
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import ReadStart
 from streams.actions import Action, encode_action
-from streams.apply import apply_record
-from streams.generations import GenerationControl, changelog_topic, fold_app_id
+from streams.batch import BatchFold, encode_position, position_key
+from streams.generations import GenerationControl, changelog_topic, fold_app_id, seen_changelog_topic
 from tajo_events.replay import Progress, count_records
 from tajo_events.settings import PipelineSettings
 
@@ -36,23 +36,29 @@ class _Build:
 
     acted_up_to: dict[int, int]  # the live fold's committed offsets: events before them were acted on
     states: dict[str, bytes] = field(default_factory=dict)
+    seen: dict[str, bytes] = field(default_factory=dict)
     partition_of: dict[str, int] = field(default_factory=dict)
     tail_actions: list[Action] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
 
     async def fold(self, reader: KafkaLogReader, start: ReadStart, progress: Progress | None) -> None:
         head = await reader.head()
+        folder = BatchFold(self.states.get, self.seen.get)
         async for record in reader.read(start):
             if record.offset >= head.get(record.partition, 0):
                 continue
-            applied = apply_record(self.states.get, record.value)
-            if applied.state is not None:
-                self.states[applied.key] = applied.state
-                self.partition_of[applied.key] = record.partition
-            if record.offset >= self.acted_up_to.get(record.partition, 0):
-                self.tail_actions.extend(applied.actions)
+            folder.add(record)
             if progress is not None:
                 progress.advance()
+        batch = folder.take()
+        self.states.update(batch.states)
+        self.seen.update(batch.seen)
+        self.partition_of.update(batch.partitions)
+        self.tail_actions.extend(
+            placed.action
+            for placed in batch.actions
+            if placed.offset >= self.acted_up_to.get(placed.partition, 0)
+        )
         self.positions = head
 
 
@@ -64,11 +70,11 @@ async def replay_kafka(pipeline: PipelineSettings, start: ReadStart, progress: P
     live = await control.live()
     new = live + 1
     await _drop_topics(
-        bootstrap, [changelog_topic(base, g) for g in range(live)] + [changelog_topic(base, new)]
+        bootstrap,
+        [topic(base, g) for g in [*range(live), new] for topic in (changelog_topic, seen_changelog_topic)],
     )
-    await _create_changelog(
-        bootstrap, changelog_topic(base, new), pipeline.partitions, pipeline.replication_factor
-    )
+    for topic in (changelog_topic(base, new), seen_changelog_topic(base, new)):
+        await _create_changelog(bootstrap, topic, pipeline.partitions, pipeline.replication_factor)
 
     events = KafkaLogReader(bootstrap, pipeline.events_topic)
     if progress is not None:
@@ -79,7 +85,7 @@ async def replay_kafka(pipeline: PipelineSettings, start: ReadStart, progress: P
     await build.fold(events, start, progress)
     await build.fold(events, ReadStart(offsets=dict(build.positions)), progress)  # what came meanwhile
 
-    await _publish(bootstrap, changelog_topic(base, new), pipeline.actions_topic, build)
+    await _publish(bootstrap, base, new, pipeline.actions_topic, build)
     await _commit(bootstrap, fold_app_id(base, new), pipeline.events_topic, build.positions)
     await control.set_live(new)
     if progress is not None:
@@ -122,13 +128,19 @@ async def _create_changelog(bootstrap: str, topic: str, partitions: int, replica
         await admin.close()
 
 
-async def _publish(bootstrap: str, changelog: str, actions_topic: str, build: _Build) -> None:
+async def _publish(bootstrap: str, base: str, generation: int, actions_topic: str, build: _Build) -> None:
+    changelog, seen = changelog_topic(base, generation), seen_changelog_topic(base, generation)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
         for key in sorted(build.states):
+            partition = build.partition_of[key]
+            await producer.send(changelog, build.states[key], key=key.encode(), partition=partition)
+            if key in build.seen:
+                await producer.send(seen, build.seen[key], key=key.encode(), partition=partition)
+        for partition, offset in sorted(build.positions.items()):
             await producer.send(
-                changelog, build.states[key], key=key.encode(), partition=build.partition_of[key]
+                seen, encode_position(offset), key=position_key(partition), partition=partition
             )
         for action in build.tail_actions:
             await producer.send(actions_topic, encode_action(action), key=action.address.encode())

@@ -4,7 +4,7 @@ One fixed input (both Brevo dialects, single and batched bodies, duplicates, sev
 campaigns) is posted, signed, to the real HTTP ingester of the embedded adapter (SQLite log, fold in
 this process) and of the Kafka adapter (a real broker, a Faust worker process, a read model fed by
 the changelog). Once each fold has caught up, both read models must have the digest of a reference
-that folds the same canonical events directly with `apply_record`, and both APIs must serve the same
+that folds the same canonical events directly with the batch core, and both APIs must serve the same
 bytes as each other and as the reference.
 """
 
@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from pydantic import JsonValue
 
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
-from eventlog.port import ReadStart
+from eventlog.port import LoggedRecord, ReadStart
 from eventlog.sqlite import SqliteEventLog
 from ingest.app import EVENT_LOG
 from ingest.app import create_app as create_ingest_app
@@ -38,7 +38,7 @@ from projections.store import ReadModel
 from schemas.brevo import canonicalize_all, split_body
 from schemas.event import CanonicalEvent, decode_event, encode_event
 from schemas.event_types import EventType
-from streams.apply import apply_record
+from streams.batch import BatchFold
 from streams.embedded import EmbeddedRunner
 from tajo_events.embedded import create_embedded_app
 from tests.coverage_table import CAMPAIGN_EVENTS, INBOUND_BODY, ROWS, UNKNOWN_EVENTS
@@ -226,12 +226,13 @@ def canonical_events(bodies: Iterable[Body]) -> list[CanonicalEvent]:
 
 def fold_log(values: Iterable[bytes]) -> ReadModel:
     """A fresh read model holding the final state of every key after folding the log records in order."""
-    table: dict[str, bytes] = {}
-    for value in values:
-        applied = apply_record(table.get, value)
-        if applied.state is not None:
-            table[applied.key] = applied.state
-    return ReadModel.of(table.items())
+    folder = BatchFold(_nothing, _nothing)
+    folder.add_all(LoggedRecord(0, offset, b"", value, 0) for offset, value in enumerate(values))
+    return ReadModel.of(folder.take().states.items())
+
+
+def _nothing(_key: str) -> bytes | None:
+    return None
 
 
 class NoFeeder:

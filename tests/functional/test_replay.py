@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,8 @@ async def test_verify_reports_equality_names_a_corrupted_customer_and_replay_rep
         stored = db.get(corrupted, db.live_version())
         assert stored is not None
         state = decode_state(stored)
-        wrong = state.email_channel.model_copy(update={"delivered": state.email_channel.delivered + 1})
-        db.set_state(corrupted, encode_state(state.model_copy(update={"email_channel": wrong})))
+        wrong = replace(state.email_channel, delivered=state.email_channel.delivered + 1)
+        db.set_state(corrupted, encode_state(replace(state, email_channel=wrong)))
     finally:
         db.close()
 

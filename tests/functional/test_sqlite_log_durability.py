@@ -113,7 +113,7 @@ async def test_wait_beyond_wakes_on_an_append_in_this_process(tmp_path: Path) ->
     log = SqliteEventLog(tmp_path / "log.db", poll_interval_s=3600)  # only the in-process wake-up helps
     await log.start()
     try:
-        waiter = asyncio.create_task(log.wait_beyond(0, timeout_s=3600))
+        waiter = asyncio.create_task(log.wait_beyond(-1, timeout_s=3600))
         await asyncio.sleep(0.01)
         assert not waiter.done()
         await log.append([LogRecord(b"k", b"first")])

@@ -4,7 +4,13 @@ import sqlite3
 from pathlib import Path
 
 from streams.actions import Action, ActionKind, make_action
+from streams.batch import Batch, PlacedAction
 from streams.embedded import StateDb, VersionChanged
+
+
+def batch(states: dict[str, bytes], next_offset: int, actions: list[Action] | None = None) -> Batch:
+    placed = [PlacedAction(0, next_offset - 1, a) for a in actions or []]
+    return Batch(states=states, actions=placed, next_offsets={0: next_offset})
 
 
 def action(n: int) -> Action:
@@ -13,14 +19,14 @@ def action(n: int) -> Action:
 
 def test_a_new_version_becomes_live_only_when_it_has_folded_as_far_as_the_live_one(tmp_path: Path) -> None:
     db = StateDb(tmp_path / "state.db")
-    db.commit({"a": b"live-a"}, [], next_offset=10)
+    db.commit(batch({"a": b"live-a"}, 10, []))
     version = db.create_version(0)
-    db.fill(version, {"a": b"new-a"}, next_offset=8)
+    db.fill(version, batch({"a": b"new-a"}, 8))
     assert not db.switch(version, [])
     assert db.live_version() == 0
     assert db.get("a") == b"live-a"
 
-    db.fill(version, {"b": b"new-b"}, next_offset=12)
+    db.fill(version, batch({"b": b"new-b"}, 12))
     tail = [(9, action(9)), (10, action(10)), (11, action(11))]
     assert db.switch(version, tail)
     assert db.live_version() == version
@@ -35,12 +41,12 @@ def test_a_new_version_becomes_live_only_when_it_has_folded_as_far_as_the_live_o
 def test_a_runner_commit_on_a_version_that_is_no_longer_live_writes_nothing(tmp_path: Path) -> None:
     runner_side = StateDb(tmp_path / "state.db")
     replay_side = StateDb(tmp_path / "state.db")
-    runner_side.commit({"a": b"1"}, [], next_offset=1)
+    runner_side.commit(batch({"a": b"1"}, 1, []))
     version = replay_side.create_version(0)
-    replay_side.fill(version, {"a": b"rebuilt"}, next_offset=1)
+    replay_side.fill(version, batch({"a": b"rebuilt"}, 1))
     assert replay_side.switch(version, [])
     try:
-        runner_side.commit({"a": b"2"}, [action(1)], next_offset=2)
+        runner_side.commit(batch({"a": b"2"}, 2, [action(1)]))
     except VersionChanged:
         pass
     else:

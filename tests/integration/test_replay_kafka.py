@@ -1,6 +1,7 @@
 """`tajo-events replay --verify` on Kafka: a rebuild of the events topic against the table's changelog."""
 
 import asyncio
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
@@ -68,13 +69,13 @@ async def test_verify_on_kafka_finds_equality_then_names_a_corrupted_customer(pi
     status, _ = await pipeline.customer(corrupted)
     assert status == 200
     state = await _state_of(pipeline, corrupted)
-    wrong = state.email_channel.model_copy(update={"clicks": 99})
+    wrong = replace(state.email_channel, clicks=99)
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
     await producer.start()
     try:  # same key, so the same partition as the table's own record
         await producer.send_and_wait(
             f"{pipeline.app_id}-engagement-changelog",
-            encode_state(state.model_copy(update={"email_channel": wrong})),
+            encode_state(replace(state, email_channel=wrong)),
             key=corrupted.encode(),
         )
     finally:

@@ -1,8 +1,11 @@
 """Projection views and the read model: merging, tiers, preferred channel, suppressions, indices, order."""
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from projections.common import iso
 from projections.customer_view import Channel, EmailStatus, SmsStatus, preferred_channel
@@ -20,17 +23,18 @@ from streams.state import (
     encode_state,
 )
 
+STATES = TypeAdapter(CustomerState)
 EMAIL = "jane@example.com"
 PHONE = "+33612345678"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
 def email_state(**changes: object) -> CustomerState:
-    return CustomerState.model_validate({"address": EMAIL, "kind": "email", "email": EMAIL, **changes})
+    return STATES.validate_python({"address": EMAIL, "kind": "email", "email": EMAIL, **changes})
 
 
 def phone_state(**changes: object) -> CustomerState:
-    return CustomerState.model_validate({"address": PHONE, "kind": "phone", "phone": PHONE, **changes})
+    return STATES.validate_python({"address": PHONE, "kind": "phone", "phone": PHONE, **changes})
 
 
 def linked_pair() -> tuple[CustomerState, CustomerState]:
@@ -198,7 +202,7 @@ def test_preferred_channel(email: EmailStatus, sms: SmsStatus, preferred: Channe
 
 def test_an_invalid_email_prefers_sms_on_the_linked_phone() -> None:
     email, phone = linked_pair()
-    bounced = email.model_copy(update={"email_channel": EmailChannel(last_hard_bounce_at=T0)})
+    bounced = replace(email, email_channel=EmailChannel(last_hard_bounce_at=T0))
     assert customer_view(bounced, phone).preferred_channel == "sms"
 
 
@@ -255,13 +259,11 @@ def test_campaign_counts_follow_updates_and_deleted_customers_still_count() -> N
     first = model.campaign("45")
     assert first is not None
     assert first.delivered == 5
-    model.apply(
-        EMAIL, encode_state(email.model_copy(update={"campaigns": {"45": CampaignCounts(delivered=6)}}))
-    )
+    model.apply(EMAIL, encode_state(replace(email, campaigns={"45": CampaignCounts(delivered=6)})))
     updated = model.campaign("45")
     assert updated is not None
     assert updated.delivered == 7
-    model.apply(PHONE, encode_state(phone.model_copy(update={"last_deleted_at": T0})))
+    model.apply(PHONE, encode_state(replace(phone, last_deleted_at=T0)))
     after_delete = model.campaign("45")
     assert after_delete is not None
     assert after_delete.delivered == 7
@@ -306,13 +308,13 @@ def test_a_link_the_other_side_contradicts_is_not_followed() -> None:
 def test_deleted_customers_vanish_and_come_back_on_undelete() -> None:
     email, phone = linked_pair()
     model = model_of(email, phone)
-    model.apply(EMAIL, encode_state(email.model_copy(update={"last_deleted_at": T0})))
+    model.apply(EMAIL, encode_state(replace(email, last_deleted_at=T0)))
     assert model.customer(EMAIL) is None
     assert model.customer(PHONE) is None
     assert model.alerts(10) == []
     assert model.inbox(10) == []
     assert model.state(EMAIL) is not None
-    undeleted = email.model_copy(update={"last_deleted_at": T0, "last_contact_at": T0 + 1})
+    undeleted = replace(email, last_deleted_at=T0, last_contact_at=T0 + 1)
     model.apply(EMAIL, encode_state(undeleted))
     assert model.customer(EMAIL) is not None
     assert len(model.inbox(10)) == 1
@@ -368,7 +370,7 @@ def customer_states(draw: st.DrawFn, address: str) -> CustomerState:
     kind = "email" if "@" in address else "phone"
     other = draw(st.sampled_from([None, PHONE, "+14155550100"] if kind == "email" else [None, EMAIL]))
     alerts = draw(st.lists(st.sampled_from(["x", "y", "z"]), unique=True, max_size=2))
-    return CustomerState.model_validate(
+    return STATES.validate_python(
         {
             "address": address,
             "kind": kind,

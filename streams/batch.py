@@ -1,0 +1,220 @@
+"""The batch fold: one core for every runtime that folds the log (Faust agent, embedded runner, replays).
+
+It takes log records in order, folds each key's events with the pure handlers of `streams.fold`, and
+hands back, per batch, the last state of each key touched (encoded once, with the offset of the
+last event folded into it), each touched key's recent event ids, the actions the events asked for
+and the next offset of each partition.
+
+Every stored state carries its position, so a record at or before it is recognized as folded
+already and skipped (a re-read after a crash or a hand-over changes nothing), whatever the order in
+which the runtime's writes reached the store. A Brevo retry, a new record with the id of an earlier
+one, is dropped by the key's `SeenEvents`.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from streams.actions import Action
+from streams.campaign_fold import apply_campaign, initial_campaign
+from streams.dedup import HORIZON_MS, SeenEvents
+from streams.events import FoldEvent, decode_fold_event
+from streams.fold import apply, folds, initial_state
+from streams.state import (
+    CAMPAIGN_KEY_PREFIX,
+    CampaignState,
+    CustomerState,
+    decode_campaign,
+    decode_state,
+    encode_campaign,
+    encode_state,
+    offset_of,
+    tracked,
+)
+
+Load = Callable[[str], bytes | None]
+
+
+class Record(Protocol):
+    """A log record as the batch fold needs it: where it sits in the log, and the encoded event."""
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
+class PlacedAction(NamedTuple):
+    """An action with the position of the event that asked for it."""
+
+    partition: int
+    offset: int
+    action: Action
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a batch of records changed."""
+
+    states: dict[str, bytes] = field(default_factory=dict)  # key -> tracked encoded state
+    seen: dict[str, bytes] = field(default_factory=dict)  # key -> encoded SeenEvents
+    partitions: dict[str, int] = field(default_factory=dict)  # key -> partition of its events
+    actions: list[PlacedAction] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset to fold
+    records: int = 0
+    folded: int = 0
+    duplicates: int = 0
+    refolds: int = 0  # records at or before their key's stored position: folded before, skipped
+
+    @property
+    def changes(self) -> bool:
+        """Whether anything must be written."""
+        return bool(self.states or self.seen or self.actions)
+
+
+@dataclass(slots=True)
+class _Customer:
+    state: CustomerState
+    offset: int
+    seen: SeenEvents
+    partition: int
+    dirty: bool = False  # the state (or only its position) changed
+    seen_dirty: bool = False
+
+
+@dataclass(slots=True)
+class _Campaign:
+    state: CampaignState
+    offset: int
+    partition: int
+
+
+class BatchFold:
+    """Folds records into private working copies of their keys' states; `take()` hands the batch over.
+
+    `load_state` and `load_seen` read a key's stored state and recent ids as the store has them;
+    between two `take()`s the working copies are the truth, so the store need not see a batch's
+    changes until it is written.
+    """
+
+    def __init__(self, load_state: Load, load_seen: Load, horizon_ms: int = HORIZON_MS) -> None:
+        self._load_state = load_state
+        self._load_seen = load_seen
+        self._horizon_ms = horizon_ms
+        self._customers: dict[str, _Customer] = {}
+        self._campaigns: dict[str, _Campaign] = {}
+        self._batch = Batch()
+
+    def add_all(self, records: Iterable[Record]) -> None:
+        """Folds each record in turn."""
+        for record in records:
+            self.add(record)
+
+    def add(self, record: Record) -> None:
+        """Folds one record."""
+        batch = self._batch
+        batch.records += 1
+        batch.next_offsets[record.partition] = record.offset + 1
+        event = decode_fold_event(record.value)
+        if event.address is None:
+            key = event.key
+            if key.startswith(CAMPAIGN_KEY_PREFIX):
+                self._fold_campaign(key, event, record)
+            return  # unknown events without an address are kept in the log, not folded
+        if not folds(event):
+            return
+        customer = self._customer(event.address, record.partition)
+        seen = customer.seen
+        if record.offset <= customer.offset:  # folded before; its id may not have reached the store
+            batch.refolds += 1
+            if seen.last_offset < record.offset:
+                seen.add(event.event_id, event.at, record.offset)
+                customer.seen_dirty = True
+            return
+        if not seen.is_duplicate(event.event_id, record.offset):
+            for action in apply(customer.state, event):
+                batch.actions.append(PlacedAction(record.partition, record.offset, action))
+            batch.folded += 1
+        else:
+            batch.duplicates += 1
+        seen.add(event.event_id, event.at, record.offset)
+        customer.offset = record.offset  # a duplicate moves the position too: it is never looked at again
+        customer.dirty = customer.seen_dirty = True
+
+    def take(self) -> Batch:
+        """The batch so far, each touched key encoded once; the next batch starts empty."""
+        batch, self._batch = self._batch, Batch()
+        for key, customer in self._customers.items():
+            if customer.dirty:
+                batch.states[key] = tracked(customer.offset, encode_state(customer.state))
+            if customer.seen_dirty:
+                batch.seen[key] = customer.seen.encode()
+            if customer.dirty or customer.seen_dirty:
+                batch.partitions[key] = customer.partition
+        for key, campaign in self._campaigns.items():
+            batch.states[key] = tracked(campaign.offset, encode_campaign(campaign.state))
+            batch.partitions[key] = campaign.partition
+        self._customers = {}
+        self._campaigns = {}
+        return batch
+
+    def _customer(self, key: str, partition: int) -> _Customer:
+        customer = self._customers.get(key)
+        if customer is None:
+            stored = self._load_state(key)
+            state = initial_state(key) if stored is None else decode_state(stored)
+            offset = -1 if stored is None else offset_of(stored)
+            seen = SeenEvents.decode(self._load_seen(key), self._horizon_ms)
+            customer = self._customers[key] = _Customer(state, offset, seen, partition)
+        return customer
+
+    def _fold_campaign(self, key: str, event: FoldEvent, record: Record) -> None:
+        campaign = self._campaigns.get(key)
+        if campaign is None:
+            stored = self._load_state(key)
+            state = (
+                initial_campaign(key[len(CAMPAIGN_KEY_PREFIX) :])
+                if stored is None
+                else decode_campaign(stored)
+            )
+            campaign = _Campaign(state, -1 if stored is None else offset_of(stored), record.partition)
+        if record.offset <= campaign.offset:
+            self._batch.refolds += 1
+            return
+        # A lifecycle keeps the newest time of each status: applying an event twice changes nothing,
+        # so campaigns need no duplicate detection.
+        if apply_campaign(campaign.state, event):
+            campaign.offset = record.offset
+            self._campaigns[key] = campaign
+            self._batch.folded += 1
+
+
+def fold_batch(records: Iterable[Record], load_state: Load, load_seen: Load) -> Batch:
+    """Folds a batch of records against the stored states; what it changed."""
+    folder = BatchFold(load_state, load_seen)
+    folder.add_all(records)
+    return folder.take()
+
+
+# -- the tracking record: per partition, the next offset the fold expects (kept beside the ids)
+
+_POSITION_PREFIX = b"\x00position:"
+
+
+def position_key(partition: int) -> bytes:
+    """The key of a partition's tracking record (no address starts with a NUL byte)."""
+    return _POSITION_PREFIX + str(partition).encode()
+
+
+def encode_position(next_offset: int) -> bytes:
+    """A tracking record's value."""
+    return str(next_offset).encode()
+
+
+def decode_position(data: bytes | None) -> int | None:
+    """The next offset a tracking record says the fold expects; None when there is none."""
+    return None if data is None else int(data)

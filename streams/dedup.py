@@ -1,0 +1,84 @@
+"""Recognizing a Brevo event seen before, beside the state so the state does not grow with it.
+
+Brevo sends no event id and retries an event it got no 2xx for, for up to about 11 hours; the
+canonical `event_id` is a digest of the event's content, so a retry has the id of the original.
+Each key keeps, beside its state, the ids of its events whose event time lies within
+`HORIZON_MS` of the newest event time it has seen, with the log offset each id was first folded at.
+An event is a duplicate when an earlier log record of the same key had its id within the horizon.
+
+The rule reads only the key's own events in log order, so it decides the same way on every log,
+whatever the partitioning or the batching; an entry that left the horizon can never count again,
+so dropping it from storage changes no decision. A re-read of the same record (same offset) after a
+crash is not a duplicate of itself: the state's own position (`streams.state.tracked`) says whether
+that record was folded already.
+"""
+
+import struct
+from dataclasses import dataclass, field
+
+HOUR_MS = 3_600_000
+# Twice Brevo's retry horizon of about 11 hours of event time.
+HORIZON_MS = 24 * HOUR_MS
+
+_HEAD = struct.Struct(">qq")  # newest event time (_NONE when none), offset of the last record folded
+_NONE = -(2**63)
+_ENTRY = struct.Struct(">QQqq")  # event id (128 bits, as two halves), event time, offset first folded at
+_LOW = (1 << 64) - 1
+
+
+def fingerprint(event_id: str) -> int:
+    """The event id (32 hex digits) as a number."""
+    return int(event_id, 16)
+
+
+@dataclass(slots=True)
+class SeenEvents:
+    """The recent event ids of one key: fingerprint -> (event time, offset first folded at)."""
+
+    newest_at: int | None = None
+    last_offset: int = -1
+    entries: dict[int, tuple[int, int]] = field(default_factory=dict)
+    horizon_ms: int = HORIZON_MS
+
+    def is_duplicate(self, event_id: str, offset: int) -> bool:
+        """True when an earlier record of this key, still within the horizon, had this id."""
+        entry = self.entries.get(fingerprint(event_id))
+        if entry is None or entry[1] >= offset:
+            return False
+        return self.newest_at is None or entry[0] >= self.newest_at - self.horizon_ms
+
+    def add(self, event_id: str, at: int, offset: int) -> None:
+        """Remembers a folded event (the first record of an id wins)."""
+        self.entries.setdefault(fingerprint(event_id), (at, offset))
+        if self.newest_at is None or at > self.newest_at:
+            self.newest_at = at
+        self.last_offset = max(self.last_offset, offset)
+
+    def expire(self) -> None:
+        """Forgets the ids that left the horizon (they can no longer make a duplicate)."""
+        if self.newest_at is None:
+            return
+        oldest = self.newest_at - self.horizon_ms
+        if any(at < oldest for at, _ in self.entries.values()):
+            self.entries = {fp: e for fp, e in self.entries.items() if e[0] >= oldest}
+
+    def encode(self) -> bytes:
+        """Compact bytes: a 16-byte head, then 32 bytes per remembered id (the expired ones dropped)."""
+        self.expire()
+        newest = _NONE if self.newest_at is None else self.newest_at
+        parts = [_HEAD.pack(newest, self.last_offset)]
+        parts.extend(
+            _ENTRY.pack(fp >> 64, fp & _LOW, at, offset) for fp, (at, offset) in sorted(self.entries.items())
+        )
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes | None, horizon_ms: int = HORIZON_MS) -> "SeenEvents":
+        """Reads what `encode` wrote; None gives an empty record."""
+        if not data:
+            return cls(horizon_ms=horizon_ms)
+        newest, last_offset = _HEAD.unpack_from(data)
+        entries = {
+            (high << 64) | low: (at, off) for high, low, at, off in _ENTRY.iter_unpack(data[_HEAD.size :])
+        }
+        return cls(None if newest == _NONE else newest, last_offset, entries, horizon_ms)
