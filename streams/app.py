@@ -15,6 +15,7 @@ from eventlog.kafka_writer import PartitionWriter
 from streams.actions import decode_action
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
+from streams.faust_batches import batch_topic, use_batching_transport
 from streams.generations import (
     ENGAGEMENT_TABLE,
     SEEN_TABLE,
@@ -44,8 +45,6 @@ class WorkerSettings:
     session_timeout_s: float = 30.0
     generation: int = 0
     stall_timeout_s: float = 60.0
-    batch_max: int = 5000  # events per fold batch at most
-    batch_window_s: float = 0.02  # how long a batch waits to fill: light traffic stays fast
 
     @property
     def changelog_topic(self) -> str:
@@ -128,6 +127,7 @@ def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
     """The fold's Faust app, under the app id of its generation. Returns the app and the actions topic."""
     app_id = fold_app_id(settings.app_id, settings.generation)
     app = _app(settings, app_id)
+    use_batching_transport(app)
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
@@ -139,7 +139,7 @@ def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
     writer = PartitionWriter(settings.bootstrap_servers)
 
     async def seek(partition: int, offset: int) -> None:
-        await app.consumer.seek(TP(settings.events_topic, partition), offset)
+        await app.consumer.seek(TP(settings.events_topic, partition), offset)  # the fetch position
 
     fold = TableFold(
         states=engagement.data,
@@ -157,10 +157,7 @@ def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
     app.on_partitions_revoked.connect(forget_positions)
     app.on_partitions_assigned.connect(forget_positions)
 
-    @app.agent(events)
-    async def fold_events(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_window_s):
-            await fold.fold([event.message for event in batch])
+    batch_topic(app, events, fold.fold)  # each fetch's records in one batch (streams.faust_batches)
 
     watch_for_stalls(app, settings.bootstrap_servers, settings.events_topic, app_id, settings.stall_timeout_s)
     return app, actions

@@ -91,6 +91,7 @@ class _Campaign:
     state: CampaignState
     offset: int
     partition: int
+    dirty: bool = False
 
 
 class BatchFold:
@@ -98,16 +99,26 @@ class BatchFold:
 
     `load_state` and `load_seen` read a key's stored state and recent ids as the store has them;
     between two `take()`s the working copies are the truth, so the store need not see a batch's
-    changes until it is written.
+    changes until it is written. With `keep`, up to that many working copies are kept from one
+    batch to the next (they equal what was written); call `forget()` whenever the store may have
+    changed under them (a rebalance, a replay's switch).
     """
 
-    def __init__(self, load_state: Load, load_seen: Load, horizon_ms: int = HORIZON_MS) -> None:
+    def __init__(
+        self, load_state: Load, load_seen: Load, horizon_ms: int = HORIZON_MS, keep: int = 0
+    ) -> None:
         self._load_state = load_state
         self._load_seen = load_seen
         self._horizon_ms = horizon_ms
+        self._keep = keep
         self._customers: dict[str, _Customer] = {}
         self._campaigns: dict[str, _Campaign] = {}
         self._batch = Batch()
+
+    def forget(self) -> None:
+        """Drops the working copies kept between batches: the store is the truth again."""
+        self._customers = {}
+        self._campaigns = {}
 
     def add_all(self, records: Iterable[Record]) -> None:
         """Folds each record in turn."""
@@ -151,15 +162,19 @@ class BatchFold:
         for key, customer in self._customers.items():
             if customer.dirty:
                 batch.states[key] = tracked(customer.offset, encode_state(customer.state))
+                customer.dirty = False
             if customer.seen_dirty:
                 batch.seen[key] = customer.seen.encode()
-            if customer.dirty or customer.seen_dirty:
+                customer.seen_dirty = False
+            if key in batch.states or key in batch.seen:
                 batch.partitions[key] = customer.partition
         for key, campaign in self._campaigns.items():
-            batch.states[key] = tracked(campaign.offset, encode_campaign(campaign.state))
-            batch.partitions[key] = campaign.partition
-        self._customers = {}
-        self._campaigns = {}
+            if campaign.dirty:
+                batch.states[key] = tracked(campaign.offset, encode_campaign(campaign.state))
+                batch.partitions[key] = campaign.partition
+                campaign.dirty = False
+        if len(self._customers) + len(self._campaigns) > self._keep:
+            self.forget()  # kept working copies spare a decode per key and batch, up to `keep` keys
         return batch
 
     def _customer(self, key: str, partition: int) -> _Customer:
@@ -187,9 +202,10 @@ class BatchFold:
             return
         # A lifecycle keeps the newest time of each status: applying an event twice changes nothing,
         # so campaigns need no duplicate detection.
+        self._campaigns[key] = campaign
         if apply_campaign(campaign.state, event):
             campaign.offset = record.offset
-            self._campaigns[key] = campaign
+            campaign.dirty = True
             self._batch.folded += 1
 
 

@@ -39,6 +39,9 @@ class SeenEvents:
     last_offset: int = -1
     entries: dict[int, tuple[int, int]] = field(default_factory=dict)
     horizon_ms: int = HORIZON_MS
+    oldest_at: int | None = None  # of the entries kept
+    _encoded: bytes = b""  # the entries as last encoded, so an encode appends only what is new
+    _new: list[int] = field(default_factory=list)
 
     def is_duplicate(self, event_id: str, offset: int) -> bool:
         """True when an earlier record of this key, still within the horizon, had this id."""
@@ -49,28 +52,37 @@ class SeenEvents:
 
     def add(self, event_id: str, at: int, offset: int) -> None:
         """Remembers a folded event (the first record of an id wins)."""
-        self.entries.setdefault(fingerprint(event_id), (at, offset))
+        fp = fingerprint(event_id)
+        if fp not in self.entries:
+            self.entries[fp] = (at, offset)
+            self._new.append(fp)
+            if self.oldest_at is None or at < self.oldest_at:
+                self.oldest_at = at
         if self.newest_at is None or at > self.newest_at:
             self.newest_at = at
         self.last_offset = max(self.last_offset, offset)
 
     def expire(self) -> None:
         """Forgets the ids that left the horizon (they can no longer make a duplicate)."""
-        if self.newest_at is None:
+        if self.newest_at is None or self.oldest_at is None:
             return
         oldest = self.newest_at - self.horizon_ms
-        if any(at < oldest for at, _ in self.entries.values()):
+        if self.oldest_at < oldest:
             self.entries = {fp: e for fp, e in self.entries.items() if e[0] >= oldest}
+            self.oldest_at = min((at for at, _ in self.entries.values()), default=None)
+            self._encoded, self._new = b"", list(self.entries)
 
     def encode(self) -> bytes:
         """Compact bytes: a 16-byte head, then 32 bytes per remembered id (the expired ones dropped)."""
         self.expire()
+        if self._new:
+            entries = self.entries
+            self._encoded += b"".join(
+                _ENTRY.pack(fp >> 64, fp & _LOW, *entries[fp]) for fp in self._new if fp in entries
+            )
+            self._new = []
         newest = _NONE if self.newest_at is None else self.newest_at
-        parts = [_HEAD.pack(newest, self.last_offset)]
-        parts.extend(
-            _ENTRY.pack(fp >> 64, fp & _LOW, at, offset) for fp, (at, offset) in sorted(self.entries.items())
-        )
-        return b"".join(parts)
+        return _HEAD.pack(newest, self.last_offset) + self._encoded
 
     @classmethod
     def decode(cls, data: bytes | None, horizon_ms: int = HORIZON_MS) -> "SeenEvents":
@@ -78,7 +90,7 @@ class SeenEvents:
         if not data:
             return cls(horizon_ms=horizon_ms)
         newest, last_offset = _HEAD.unpack_from(data)
-        entries = {
-            (high << 64) | low: (at, off) for high, low, at, off in _ENTRY.iter_unpack(data[_HEAD.size :])
-        }
-        return cls(None if newest == _NONE else newest, last_offset, entries, horizon_ms)
+        body = data[_HEAD.size :]
+        entries = {(high << 64) | low: (at, off) for high, low, at, off in _ENTRY.iter_unpack(body)}
+        oldest = min((at for at, _ in entries.values()), default=None)
+        return cls(None if newest == _NONE else newest, last_offset, entries, horizon_ms, oldest, body)

@@ -18,9 +18,11 @@ never applied twice.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from eventlog.kafka_writer import KeyValue, PartitionWriter
 from streams.actions import encode_action
@@ -29,16 +31,49 @@ from streams.batch import Batch, BatchFold, Record, decode_position, encode_posi
 log = logging.getLogger(__name__)
 
 Seek = Callable[[int, int], Awaitable[None]]
+LOG_EVERY_S = 10.0
+R = TypeVar("R", bound=Record)
 
 
 @dataclass
 class FoldStats:
-    """Counts since start: batches, records folded, skipped as folded before, and rewinds."""
+    """Counts since start: batches, records folded, skipped as folded before, rewinds; time spent."""
 
     batches: int = 0
     records: int = 0
     refolds: int = 0
     rewinds: int = 0
+    fold_s: float = 0.0
+    write_s: float = 0.0
+    between_s: float = 0.0
+    _shown: float = field(default_factory=time.monotonic)
+    _last_end: float | None = None
+
+    def count(self, batch: Batch, fold_s: float, write_s: float) -> None:
+        """Adds a batch; logs the totals at most every LOG_EVERY_S."""
+        end = time.perf_counter()
+        if self._last_end is not None:
+            self.between_s += end - self._last_end - fold_s - write_s
+        self._last_end = end
+        self.records += batch.records
+        self.refolds += batch.refolds
+        self.fold_s += fold_s
+        self.write_s += write_s
+        now = time.monotonic()
+        if now - self._shown >= LOG_EVERY_S:
+            self._shown = now
+            log.info(
+                "fold: %d records in %d batches (%.0f per batch), %d refolds, %d rewinds; "
+                "%.1fs folding, %.1fs waiting for writes, %.1fs between batches",
+                self.records,
+                self.batches,
+                self.records / max(self.batches, 1),
+                self.refolds,
+                self.rewinds,
+                self.fold_s,
+                self.write_s,
+                self.between_s,
+            )
 
 
 @dataclass
@@ -53,31 +88,46 @@ class TableFold:
     writer: PartitionWriter
     seek: Seek
     on_stored: Callable[[bytes, int], None] = lambda _key, _partition: None
+    keep: int = 20_000  # working copies kept between batches (decoded states of the hottest keys)
     stats: FoldStats = field(default_factory=FoldStats)
     _expected: dict[int, int | None] = field(default_factory=dict)
     _rewinding: dict[int, int] = field(default_factory=dict)
+    _folder: BatchFold | None = None
 
     def forget_positions(self) -> None:
         """Forgets what it knows of partitions (on a rebalance): the tables are the truth again."""
         self._expected.clear()
         self._rewinding.clear()
+        if self._folder is not None:
+            self._folder.forget()
 
-    async def fold(self, records: Sequence[Record]) -> None:
-        """Folds one batch and writes its effects; returns once all are acknowledged by the broker."""
-        accepted = await self._in_order(records)
+    async def fold(self, records: Sequence[R]) -> list[R]:
+        """Folds one batch and writes its effects; returns once all are acknowledged by the broker.
+
+        Returns the records that are done (folded now or before): their offsets may be committed.
+        The others came past a gap and will be handed over again after the rewind.
+        """
+        started = time.perf_counter()
+        done, accepted = await self._in_order(records)
         self.stats.batches += 1
         if not accepted:
-            return
-        folder = BatchFold(self._load_state, self._load_seen)
-        folder.add_all(accepted)
-        batch = folder.take()
-        self.stats.records += batch.records
-        self.stats.refolds += batch.refolds
+            return done
+        if self._folder is None:
+            self._folder = BatchFold(self._load_state, self._load_seen, keep=self.keep)
+        self._folder.add_all(accepted)
+        batch = self._folder.take()
+        folded = time.perf_counter()
         await self._write(batch)
+        self.stats.count(batch, folded - started, time.perf_counter() - folded)
+        return done
 
-    async def _in_order(self, records: Sequence[Record]) -> list[Record]:
-        """The records that continue each partition's tracked position; rewinds a partition on a gap."""
-        accepted: list[Record] = []
+    async def _in_order(self, records: Sequence[R]) -> tuple[list[R], list[R]]:
+        """The records at or before each partition's tracked position, and those that continue it.
+
+        A record past the position means records were skipped upstream: the partition is rewound.
+        """
+        done: list[R] = []
+        accepted: list[R] = []
         for record in records:
             partition, offset = record.partition, record.offset
             rewind_to = self._rewinding.get(partition)
@@ -98,12 +148,13 @@ class TableFold:
                 self._rewinding[partition] = expected
                 await self.seek(partition, expected)
                 continue
+            done.append(record)
             if expected is not None and offset < expected:
                 self.stats.refolds += 1
                 continue
             accepted.append(record)
             self._expected[partition] = offset + 1
-        return accepted
+        return done, accepted
 
     def _expected_of(self, partition: int) -> int | None:
         if partition not in self._expected:
