@@ -22,7 +22,8 @@ from streams.batch import BatchFold
 from streams.embedded import StateDb
 
 PARTITION = 0  # the embedded log has one partition
-FILL_BATCH = 1000
+FILL_BATCH = 5000
+KEEP = 200_000
 
 
 @dataclass
@@ -148,7 +149,9 @@ class _VersionBuild:
 
     async def fold(self, reader: LogReader, start: ReadStart, progress: Progress | None) -> None:
         folder = BatchFold(
-            lambda key: self.db.get(key, self.version), lambda key: self.db.seen(key, self.version)
+            lambda key: self.db.get(key, self.version),
+            lambda key: self.db.seen(key, self.version),
+            keep=KEEP,  # the working copies stay between fills: only this replay writes this version
         )
         pending = 0
         async for record in reader.read(start):

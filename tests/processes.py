@@ -62,6 +62,26 @@ class ChildProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The pids of a live process's children, from Linux's /proc/<pid>/task/*/children."""
+    found: set[int] = set()
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.update(int(child) for child in children.read_text().split())
+        except (OSError, ValueError):  # the thread or the process ended meanwhile
+            continue
+    return sorted(found)
+
+
+def command_line(pid: int) -> list[str]:
+    """A process's arguments; empty once it has exited (a zombie has none)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within: float = 90.0
 ) -> T:

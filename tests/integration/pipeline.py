@@ -34,17 +34,27 @@ class Pipeline:
     workers: list[ChildProcess] = field(default_factory=list)
     worker_env: dict[str, str] = field(default_factory=dict)
 
-    def start_worker(self) -> ChildProcess:
-        env = self.worker_env | {
+    @property
+    def command_env(self) -> dict[str, str]:
+        """The settings a `tajo-events` command needs to run against this pipeline's broker and topics."""
+        return {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "TAJO_APP_ID": self.app_id,
             "TAJO_EVENTS_TOPIC": self.topic,
             "TAJO_ACTIONS_TOPIC": self.actions_topic,
             "TAJO_PARTITIONS": str(PARTITIONS),
-            "TAJO_DATA_DIR": str(self.tmp_path / "data"),
-            "TAJO_SESSION_TIMEOUT_S": "6",
-            "TAJO_STALL_TIMEOUT_S": "20",
         }
+
+    def start_worker(self) -> ChildProcess:
+        env = (
+            self.worker_env
+            | self.command_env
+            | {
+                "TAJO_DATA_DIR": str(self.tmp_path / "data"),
+                "TAJO_SESSION_TIMEOUT_S": "6",
+                "TAJO_STALL_TIMEOUT_S": "20",
+            }
+        )
         log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
         worker = ChildProcess(["worker"], env, log_path).start()
         self.workers.append(worker)
