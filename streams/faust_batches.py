@@ -8,14 +8,16 @@ ceiling of the worker.
 
 This module plugs into Faust's transport (Faust picks its transport class from the app, and a
 subclass is Faust's own extension point) and changes one thing: for the topics given a batch
-handler, the consumer's drain loop hands each fetch's records to the handler as one list, then
-acknowledges them, instead of sending each through the conductor. Everything else stays Faust's:
-the consumer group and its rebalances, flow control during recovery, table recovery from
-changelogs, offset commits (of acknowledged offsets only), the other topics and agents.
+handler, the consumer's drain loop hands each fetch's records (as aiokafka returns them) to the
+handler as one list and then acknowledges their offsets, instead of turning each into a Faust
+message sent through the conductor. Everything else stays Faust's: the consumer group and its
+rebalances, flow control during recovery, table recovery from changelogs (still one message at a
+time), offset commits (of acknowledged offsets only), the other topics and agents.
 
-Records are tracked as pending (`track_message`) before the handler runs and acknowledged after it
-returns, so a rebalance waits for the batch in hand (Faust's `wait_empty`) before it gives the
-partitions away, and no offset is committed before its batch's writes were acknowledged.
+While a batch is handled a marker stands in Faust's set of messages in flight, so a rebalance
+waits for the batch in hand (Faust's `wait_empty`) before it gives the partitions away, and a
+batch fetched before a rebalance began is dropped unhandled. No offset is acknowledged before its
+batch's writes were acknowledged by the broker.
 """
 
 import asyncio
@@ -25,11 +27,13 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 
-# Takes a fetch's records of one topic; returns those done (to acknowledge). The others are let go
-# unacknowledged: the handler rewound their partition and they come again.
+# Takes a fetch's records of one topic (aiokafka ConsumerRecords: topic, partition, offset, key,
+# value); returns those done (to acknowledge). The others are let go unacknowledged: the handler
+# rewound their partition and they come again.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]  # Faust Messages in, done ones out
 
 _FETCHING = "FETCHING"
@@ -61,10 +65,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(_FETCHING)
                 await asyncio.sleep(0)
-                batches = await self._fetch(handlers) if not self.should_stop else {}
+                generation = self.app.consumer_generation_id
+                batches = await self._fetch(handlers, generation) if not self.should_stop else {}
                 self.diag.unset_flag(_FETCHING)
-                for topic, messages in batches.items():
-                    await self._deliver(handlers[topic], messages)
+                for topic, records in batches.items():
+                    await self._deliver(handlers[topic], records, generation)
                 commit_every = self._commit_every
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
@@ -76,16 +81,32 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(_FETCHING)
 
-    async def _fetch(self, handlers: dict[str, BatchHandler]) -> dict[str, list[Any]]:
-        """One fetch: batch topics' records collected (and tracked), the others delivered as Faust does."""
+    def _current(self, generation: int) -> bool:
+        """Whether records fetched in `generation` may still be handled (no rebalance began since)."""
+        return bool(self.flow_active) and self.app.consumer_generation_id == generation
+
+    async def _fetch(self, handlers: dict[str, BatchHandler], generation: int) -> dict[str, list[Any]]:
+        """One fetch: the batch topics' records as aiokafka returns them, the others as Faust does."""
+        records, active = await self._wait_next_records(1.0)
         batches: dict[str, list[Any]] = {}
-        read_offset = self._read_offset
-        async for tp, message in self.getmany(timeout=1.0):
-            offset = message.offset
-            if tp.topic in handlers:  # the handler keeps its own position: no read-offset rule here
-                self.track_message(message)
-                batches.setdefault(tp.topic, []).append(message)
+        if records is None or self.should_stop:
+            return batches
+        for tp, fetched in records.items():
+            if tp.topic in handlers:
+                if active is None or tp in active or tp in self._buffered_partitions:
+                    batches.setdefault(tp.topic, []).extend(fetched)
                 continue
+            await self._deliver_each(tp, fetched, generation)  # table changelogs while recovering
+        return batches
+
+    async def _deliver_each(self, tp: Any, fetched: list[Any], generation: int) -> None:
+        """Faust's own path, one message at a time through the conductor, for the other topics."""
+        read_offset = self._read_offset
+        for record in fetched:
+            if not self._current(generation):
+                return
+            message = self._to_message(tp, record)
+            offset = message.offset
             last = read_offset.get(tp)
             if last is not None and offset < last:
                 continue  # read before (Faust's own rule)
@@ -93,17 +114,46 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 await self._add_gap(tp, last + 1, offset)
             await self.wait_first(self.callback(message), self.suspend_flow.wait())
             read_offset[tp] = offset
-        return batches
 
-    async def _deliver(self, handler: BatchHandler, messages: list[Any]) -> None:
-        """Hands a batch over; acknowledges what the handler is done with, lets the rest go."""
-        done = await handler(messages)
-        for message in done:
-            self.ack(message)
-        if len(done) != len(messages):
-            for message in messages:
-                if not message.acked:
-                    self._unacked_messages.discard(message)
+    async def _deliver(self, handler: BatchHandler, records: list[Any], generation: int) -> None:
+        """Hands a batch over and acknowledges the offsets the handler is done with.
+
+        A batch fetched before a rebalance began is dropped unhandled: its partitions may be moving,
+        and whoever owns them next reads them from the committed offsets. While the handler runs, a
+        marker stands in Faust's set of messages in flight, so a rebalance waits for the batch.
+        """
+        if not records or not self._current(generation):
+            return
+        in_flight: Any = _InFlight()
+        self._unacked_messages.add(in_flight)
+        try:
+            done = await handler(records)
+        finally:
+            in_flight.acked = True
+            self._unacked_messages.discard(in_flight)
+        by_tp: dict[Any, list[int]] = {}
+        for record in done:
+            by_tp.setdefault(TP(record.topic, record.partition), []).append(record.offset)
+        for tp, offsets in by_tp.items():
+            self._ack_offsets(tp, offsets)
+
+    def _ack_offsets(self, tp: Any, offsets: list[int]) -> None:
+        """What `Consumer.ack` does for each message, for a batch of offsets of one partition."""
+        committed = self._committed_offset[tp]
+        acked_index = self._acked_index[tp]
+        fresh = [o for o in offsets if (committed is None or o >= committed) and o not in acked_index]
+        acked_index.update(fresh)
+        self._acked[tp].extend(fresh)
+        self._n_acked += len(fresh)
+
+
+class _InFlight:
+    """Stands in Faust's set of unacknowledged messages for a batch being handled."""
+
+    refcount = 1
+
+    def __init__(self) -> None:
+        self.acked = False
 
 
 class BatchingTransport(faust_aiokafka.Transport):
