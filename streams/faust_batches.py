@@ -65,8 +65,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(_FETCHING)
                 await asyncio.sleep(0)
-                generation = self.app.consumer_generation_id
-                batches = await self._fetch(handlers, generation) if not self.should_stop else {}
+                batches, generation = await self._fetch(handlers) if not self.should_stop else ({}, 0)
                 self.diag.unset_flag(_FETCHING)
                 for topic, records in batches.items():
                     await self._deliver(handlers[topic], records, generation)
@@ -85,19 +84,28 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         """Whether records fetched in `generation` may still be handled (no rebalance began since)."""
         return bool(self.flow_active) and self.app.consumer_generation_id == generation
 
-    async def _fetch(self, handlers: dict[str, BatchHandler], generation: int) -> dict[str, list[Any]]:
-        """One fetch: the batch topics' records as aiokafka returns them, the others as Faust does."""
+    async def _fetch(self, handlers: dict[str, BatchHandler]) -> tuple[dict[str, list[Any]], int]:
+        """One fetch: the batch topics' records as aiokafka returns them, the others as Faust does.
+
+        Returns them with the consumer generation they were fetched in (read after the wait, which
+        may outlast a rebalance, as Faust's own `getmany` does).
+        """
         records, active = await self._wait_next_records(1.0)
+        generation: int = self.app.consumer_generation_id
         batches: dict[str, list[Any]] = {}
         if records is None or self.should_stop:
-            return batches
+            return batches, generation
+        if not self.flow_active:  # as Faust does: what was fetched meanwhile is read again from the commit
+            await self.perform_seek()
+            return batches, generation
         for tp, fetched in records.items():
-            if tp.topic in handlers:
-                if active is None or tp in active or tp in self._buffered_partitions:
-                    batches.setdefault(tp.topic, []).extend(fetched)
+            if not (active is None or tp in active or tp in self._buffered_partitions):
                 continue
-            await self._deliver_each(tp, fetched, generation)  # table changelogs while recovering
-        return batches
+            if tp.topic in handlers:
+                batches.setdefault(tp.topic, []).extend(fetched)
+            else:
+                await self._deliver_each(tp, fetched, generation)  # table changelogs while recovering
+        return batches, generation
 
     async def _deliver_each(self, tp: Any, fetched: list[Any], generation: int) -> None:
         """Faust's own path, one message at a time through the conductor, for the other topics."""
