@@ -12,8 +12,8 @@ from ingest.app import create_app
 from ingest.auth import sign
 from ingest.config import IngestSettings
 from schemas.event import decode_event
-from streams.fold import fold_all, initial_state
 from tajo_events.kafka_local import LocalKafka
+from tests.fold_helpers import fold_log
 from tests.kafka_helpers import new_topic, read_topic
 from tests.payloads import brevo_email
 from tests.processes import eventually
@@ -62,5 +62,5 @@ async def test_dead_broker_gets_503_and_the_retry_counts_once(
 
     events = [decode_event(value) for _, value in await read_topic(bootstrap, topic) if value]
     assert {e.payload["ts_epoch"] for e in events} == {1, 2}
-    state = fold_all(initial_state("jane.doe@example.com"), events)
+    state, _ = fold_log("jane.doe@example.com", events)
     assert state.email_channel.delivered == 2  # a 503'd attempt that landed after all is folded once
