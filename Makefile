@@ -36,7 +36,7 @@ unit: $(STAMP) ## only the unit tests (no I/O)
 kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
 	$(BIN)/tajo-events kafka --port 9092
 
-bench: $(STAMP) ## ingest throughput (durable append vs a bare handler); replay throughput (versioned vs in-memory)
+bench: $(STAMP) ## ingest vs a bare handler; replay rates; the Kafka fold vs a raw read, memory per customer; webhook-to-view latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.latency
