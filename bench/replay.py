@@ -5,17 +5,24 @@ version in state.db and switches to it.
 
     python -m bench.replay [--events 20000] [--customers 2000]
 
-The log is filled with canonical events of real Brevo payloads (deliveries, opens, clicks spread
-over the customers), straight through the SQLite adapter. Both runs fold the same log in the same
+The log is filled with canonical events of real Brevo payloads, straight through the SQLite adapter:
+every customer gets a mix of its own (mostly deliveries and opens, then clicks, unique and proxy
+opens, a few bounces, unsubscribes and spam reports), from transactional emails (tags) and marketing
+campaigns (`camp_id`), some clicks on the rewards page, and a few Brevo retries (duplicates). The mix
+is drawn from a fixed seed, so every run folds the same log. Both runs fold the same log in the same
 process; the ratio says what the durable version costs over the pure fold.
 """
 
 import argparse
 import asyncio
+import random
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
+from pydantic import JsonValue
 
 from eventlog.port import LogRecord, ReadStart
 from eventlog.sqlite import SqliteEventLog
@@ -25,21 +32,65 @@ from streams.embedded import StateDb
 from tajo_events.replay import rebuild, replay_embedded
 from tests.payloads import brevo_email
 
-KINDS = ("delivered", "opened", "click", "delivered", "unique_opened")
+# Brevo event names and how often each comes, per 1000 events.
+MIX = {
+    "delivered": 380,
+    "opened": 200,
+    "unique_opened": 120,
+    "proxy_open": 40,
+    "click": 160,
+    "request": 40,
+    "soft_bounce": 25,
+    "hard_bounce": 8,
+    "unsubscribed": 20,
+    "spam": 2,
+    "error": 5,
+}
+TAGS: tuple[list[str], ...] = (["welcome"], ["order", "receipt"], ["loyalty-points"], ["newsletter"], [])
+CAMPAIGNS = (("101", "Spring sale"), ("102", "Loyalty club"), ("103", "Autumn"))
+# A click on the rewards page (one in four here) is a visit: the fold asks for an action.
+LINKS = (
+    "https://shop.example/p/42",
+    "https://shop.example/p/7",
+    "https://shop.example/cart",
+    "https://shop.example/rewards",
+)
+RETRY = 0.01  # share of events Brevo sends again (same content: a duplicate in the log)
+SEED = 20260101
 BATCH = 500
+
+
+def raw_event(rng: random.Random, n: int, customers: int) -> dict[str, JsonValue]:
+    """The n-th Brevo event: its customer's next event, of a kind drawn from the mix."""
+    kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+    extra: dict[str, JsonValue] = {"message-id": f"bench-{n}"}
+    if rng.random() < 0.4:  # a marketing campaign: camp_id and its name, no tags
+        camp_id, name = rng.choice(CAMPAIGNS)
+        extra |= {"camp_id": camp_id, "campaign name": name, "tags": [], "tag": ""}
+    else:  # a transactional email: its tags, as an array and as a JSON-encoded string
+        tags: list[JsonValue] = list(rng.choice(TAGS))
+        extra |= {"tags": tags, "tag": orjson.dumps(tags).decode()}
+    if kind == "click":
+        extra["link"] = rng.choice(LINKS)
+    elif kind in ("soft_bounce", "hard_bounce"):
+        extra["reason"] = "mailbox full" if kind == "soft_bounce" else "unknown user"
+    return brevo_email(
+        kind,
+        email=f"customer{n % customers}@example.com",
+        ts_epoch=1_700_000_000_000 + n * 1000,
+        **extra,
+    )
 
 
 async def fill(log: SqliteEventLog, events: int, customers: int) -> None:
     """Appends `events` canonical events spread over `customers` addresses."""
     received = datetime(2026, 1, 1, tzinfo=UTC)
+    rng = random.Random(SEED)  # noqa: S311 - a repeatable mix, not a secret
     records: list[LogRecord] = []
+    sent: list[dict[str, JsonValue]] = []
     for n in range(events):
-        raw = brevo_email(
-            KINDS[n % len(KINDS)],
-            email=f"customer{n % customers}@example.com",
-            ts_epoch=1_700_000_000_000 + n,
-            **{"message-id": f"bench-{n}"},
-        )
+        raw = rng.choice(sent[-200:]) if sent and rng.random() < RETRY else raw_event(rng, n, customers)
+        sent.append(raw)
         for event in canonicalize_all(raw, received):
             records.append(LogRecord(event.key.encode(), encode_event(event)))
         if len(records) >= BATCH:

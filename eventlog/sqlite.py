@@ -34,9 +34,10 @@ CREATE TABLE IF NOT EXISTS events (
 )
 """
 _LAST = 'SELECT "offset", appended_at_ms FROM events ORDER BY "offset" DESC LIMIT 1'
+# The casts give every column the Python type a LoggedRecord holds, so a page needs no conversion.
 _PAGE = (
-    'SELECT "offset", key, value, appended_at_ms FROM events WHERE "offset" >= ? AND "offset" < ? '
-    'ORDER BY "offset" LIMIT ?'
+    'SELECT "offset", CAST(key AS BLOB), CAST(value AS BLOB), CAST(appended_at_ms AS INTEGER) '
+    'FROM events WHERE "offset" >= ? AND "offset" < ? ORDER BY "offset" LIMIT ?'
 )
 
 
@@ -286,7 +287,4 @@ class SqliteEventLog:
 
     def _page(self, position: int, end: int) -> list[LoggedRecord]:
         rows = self._connection().execute(_PAGE, (position, end, self._page_size)).fetchall()
-        return [
-            LoggedRecord(PARTITION, int(offset), bytes(key), bytes(value), int(at_ms))
-            for offset, key, value, at_ms in rows
-        ]
+        return [LoggedRecord(PARTITION, offset, key, value, at_ms) for offset, key, value, at_ms in rows]

@@ -19,7 +19,7 @@ from streams.actions import Action
 from streams.campaign_fold import apply_campaign, initial_campaign
 from streams.dedup import HORIZON_MS, SeenEvents
 from streams.events import FoldEvent, decode_fold_event
-from streams.fold import apply, folds, initial_state
+from streams.fold import HANDLERS, initial_state
 from streams.state import (
     CAMPAIGN_KEY_PREFIX,
     CampaignState,
@@ -84,6 +84,7 @@ class _Customer:
     partition: int
     dirty: bool = False  # the state (or only its position) changed
     seen_dirty: bool = False
+    touched: bool = False  # listed among the batch's touched keys
 
 
 @dataclass(slots=True)
@@ -101,90 +102,119 @@ class BatchFold:
     between two `take()`s the working copies are the truth, so the store need not see a batch's
     changes until it is written. With `keep`, up to that many working copies are kept from one
     batch to the next (they equal what was written); call `forget()` whenever the store may have
-    changed under them (a rebalance, a replay's switch).
+    changed under them (a rebalance, a replay's switch). `forgets` counts the times they were dropped.
+    With `write_seen=False` a batch carries no recent ids (for a fold that stores nothing).
     """
 
     def __init__(
-        self, load_state: Load, load_seen: Load, horizon_ms: int = HORIZON_MS, keep: int = 0
+        self,
+        load_state: Load,
+        load_seen: Load,
+        horizon_ms: int = HORIZON_MS,
+        keep: int = 0,
+        *,
+        write_seen: bool = True,
     ) -> None:
         self._load_state = load_state
         self._load_seen = load_seen
         self._horizon_ms = horizon_ms
         self._keep = keep
+        self._write_seen = write_seen
         self._customers: dict[str, _Customer] = {}
         self._campaigns: dict[str, _Campaign] = {}
+        self._touched: list[tuple[str, _Customer]] = []  # the customers this batch changed, in order
         self._batch = Batch()
+        self.forgets = 0
 
     def forget(self) -> None:
         """Drops the working copies kept between batches: the store is the truth again."""
         self._customers = {}
         self._campaigns = {}
+        self._touched = []
+        self.forgets += 1
 
     def add_all(self, records: Iterable[Record]) -> None:
         """Folds each record in turn."""
+        add = self.add
         for record in records:
-            self.add(record)
+            add(record)
 
     def add(self, record: Record) -> None:
         """Folds one record."""
         batch = self._batch
         batch.records += 1
-        batch.next_offsets[record.partition] = record.offset + 1
+        offset = record.offset
+        partition = record.partition
+        batch.next_offsets[partition] = offset + 1
         event = decode_fold_event(record.value)
-        if event.address is None:
+        address = event.address
+        if address is None:
             key = event.key
             if key.startswith(CAMPAIGN_KEY_PREFIX):
                 self._fold_campaign(key, event, record)
             return  # unknown events without an address are kept in the log, not folded
-        if not folds(event):
-            return
-        customer = self._customer(event.address, record.partition)
-        seen = customer.seen
-        if record.offset <= customer.offset:  # folded before; its id may not have reached the store
+        handler = HANDLERS.get(event.type)
+        if handler is None:
+            return  # the fold has no handler for it (`folds`): it stays in the log, unfolded
+        customer = self._customers.get(address)
+        if customer is None:
+            customer = self._customer(address, partition)
+        if not customer.touched:
+            customer.touched = True
+            self._touched.append((address, customer))
+        if offset <= customer.offset:  # folded before; its id may not have reached the store
             batch.refolds += 1
-            if seen.last_offset < record.offset:
-                seen.add(event.event_id, event.at, record.offset)
+            seen = customer.seen
+            if seen.last_offset < offset:
+                seen.add(event.event_id, event.at, offset)
                 customer.seen_dirty = True
             return
-        if not seen.is_duplicate(event.event_id, record.offset):
-            for action in apply(customer.state, event):
-                batch.actions.append(PlacedAction(record.partition, record.offset, action))
+        if customer.seen.admit(event.event_id, event.at, offset):
+            actions = handler(customer.state, event)
+            if actions:
+                placed = batch.actions
+                for action in actions:
+                    placed.append(PlacedAction(partition, offset, action))
             batch.folded += 1
         else:
             batch.duplicates += 1
-        seen.add(event.event_id, event.at, record.offset)
-        customer.offset = record.offset  # a duplicate moves the position too: it is never looked at again
+        customer.offset = offset  # a duplicate moves the position too: it is never looked at again
         customer.dirty = customer.seen_dirty = True
 
     def take(self) -> Batch:
         """The batch so far, each touched key encoded once; the next batch starts empty."""
         batch, self._batch = self._batch, Batch()
-        for key, customer in self._customers.items():
+        touched, self._touched = self._touched, []
+        states = batch.states
+        seen = batch.seen
+        partitions = batch.partitions
+        write_seen = self._write_seen
+        for key, customer in touched:
+            customer.touched = False
             if customer.dirty:
-                batch.states[key] = tracked(customer.offset, encode_state(customer.state))
+                states[key] = tracked(customer.offset, encode_state(customer.state))
                 customer.dirty = False
             if customer.seen_dirty:
-                batch.seen[key] = customer.seen.encode()
+                if write_seen:
+                    seen[key] = customer.seen.encode()
                 customer.seen_dirty = False
-            if key in batch.states or key in batch.seen:
-                batch.partitions[key] = customer.partition
+            if key in states or key in seen:
+                partitions[key] = customer.partition
         for key, campaign in self._campaigns.items():
             if campaign.dirty:
-                batch.states[key] = tracked(campaign.offset, encode_campaign(campaign.state))
-                batch.partitions[key] = campaign.partition
+                states[key] = tracked(campaign.offset, encode_campaign(campaign.state))
+                partitions[key] = campaign.partition
                 campaign.dirty = False
         if len(self._customers) + len(self._campaigns) > self._keep:
             self.forget()  # kept working copies spare a decode per key and batch, up to `keep` keys
         return batch
 
     def _customer(self, key: str, partition: int) -> _Customer:
-        customer = self._customers.get(key)
-        if customer is None:
-            stored = self._load_state(key)
-            state = initial_state(key) if stored is None else decode_state(stored)
-            offset = -1 if stored is None else offset_of(stored)
-            seen = SeenEvents.decode(self._load_seen(key), self._horizon_ms)
-            customer = self._customers[key] = _Customer(state, offset, seen, partition)
+        stored = self._load_state(key)
+        state = initial_state(key) if stored is None else decode_state(stored)
+        offset = -1 if stored is None else offset_of(stored)
+        seen = SeenEvents.decode(self._load_seen(key), self._horizon_ms)
+        customer = self._customers[key] = _Customer(state, offset, seen, partition)
         return customer
 
     def _fold_campaign(self, key: str, event: FoldEvent, record: Record) -> None:

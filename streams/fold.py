@@ -110,29 +110,34 @@ def _newest_messages(inbox: tuple[InboxMessage, ...], message: InboxMessage) -> 
     return tuple(sorted({*inbox, message}, key=lambda m: (m.at, m.message_id)))[-FEED_WINDOW:]
 
 
-def _rescore(state: CustomerState) -> None:
-    channel = state.email_channel
+def _rescore(state: CustomerState, channel: EmailChannel) -> None:
     state.score = engagement_score(channel.opens, channel.unique_opens, channel.clicks)
 
 
 def _campaign_counts(
     state: CustomerState, event: FoldEvent, tags: list[str] | None = None
 ) -> list[CampaignCounts]:
-    """The counts the event adds to: its campaign (`camp_id`), else each of its tags."""
-    if event.campaign is not None:
-        keys = [event.campaign]
-    else:
-        keys = payload.campaign_keys(event, payload.tags(event) if tags is None else tags)
-    if not keys:
-        return []
-    named = payload.campaign_name(event) if event.campaign else None
-    found = []
-    for key in keys:
-        counts = state.campaigns.get(key)
+    """The counts the event adds to: its campaign (`camp_id`), else each of its tags.
+
+    The keys are `payload.campaign_keys`; a campaign's counts take the name it is first seen with.
+    """
+    campaigns = state.campaigns
+    campaign = event.campaign
+    if campaign is not None:
+        counts = campaigns.get(campaign)
         if counts is None:
-            counts = state.campaigns[key] = CampaignCounts()
-        if counts.name is None:
-            counts.name = named
+            counts = campaigns[campaign] = CampaignCounts()
+        if counts.name is None and campaign:
+            counts.name = payload.campaign_name(event)
+        return [counts]
+    if tags is None:
+        tags = payload.tags(event)
+    found = []
+    for tag in tags:  # a tag's counts have no name
+        key = "tag:" + tag
+        counts = campaigns.get(key)
+        if counts is None:
+            counts = campaigns[key] = CampaignCounts()
         found.append(counts)
     return found
 
@@ -142,7 +147,10 @@ def _action(kind: ActionKind, state: CustomerState, event: FoldEvent, **data: st
 
 
 def _loyalty(state: CustomerState, event: FoldEvent, tags: list[str], what: str) -> Actions:
-    if not any("loyalty" in tag.lower() for tag in tags):
+    for tag in tags:
+        if "loyalty" in tag.lower():
+            break
+    else:
         return NO_ACTIONS
     state.loyalty_engagements += 1
     campaign = payload.campaign_name(event)
@@ -156,51 +164,59 @@ def _marketing_off(state: CustomerState, at: int) -> None:
 # -- email
 
 
+# The handlers below run for every event folded: they read `_latest` inline and count in loops
+# rather than through helpers and generator expressions.
+
+
 def on_sent(state: CustomerState, event: FoldEvent) -> Actions:
     """An email handed to Brevo."""
+    at = event.at
     channel = state.email_channel
     channel.sent += 1
-    channel.last_sent_at = _latest(channel.last_sent_at, event.at)
+    last = channel.last_sent_at
+    if last is None or at > last:
+        channel.last_sent_at = at
     return NO_ACTIONS
 
 
 def on_delivered(state: CustomerState, event: FoldEvent) -> Actions:
     """A delivery: counted, last delivery time moves forward."""
+    at = event.at
     channel = state.email_channel
     channel.delivered += 1
-    channel.last_delivered_at = _latest(channel.last_delivered_at, event.at)
+    last = channel.last_delivered_at
+    if last is None or at > last:
+        channel.last_delivered_at = at
     for counts in _campaign_counts(state, event):
         counts.delivered += 1
     return NO_ACTIONS
 
 
-def _opened(state: CustomerState, event: FoldEvent, count: Callable[[EmailChannel], None]) -> Actions:
-    channel = state.email_channel
-    count(channel)
-    channel.last_opened_at = _latest(channel.last_opened_at, event.at)
-    _rescore(state)
+def _opened(state: CustomerState, event: FoldEvent, channel: EmailChannel) -> Actions:
+    """An open counted in `channel`: last open time moves forward, the score rises."""
+    at = event.at
+    last = channel.last_opened_at
+    if last is None or at > last:
+        channel.last_opened_at = at
+    _rescore(state, channel)
     tags = payload.tags(event)
     for counts in _campaign_counts(state, event, tags):
         counts.opens += 1
-    return _loyalty(state, event, tags, "email_opened")
-
-
-def _count_open(channel: EmailChannel) -> None:
-    channel.opens += 1
-
-
-def _count_unique_open(channel: EmailChannel) -> None:
-    channel.unique_opens += 1
+    return _loyalty(state, event, tags, "email_opened") if tags else NO_ACTIONS
 
 
 def on_opened(state: CustomerState, event: FoldEvent) -> Actions:
     """An open: counted, last open time moves forward, the score rises."""
-    return _opened(state, event, _count_open)
+    channel = state.email_channel
+    channel.opens += 1
+    return _opened(state, event, channel)
 
 
 def on_unique_opened(state: CustomerState, event: FoldEvent) -> Actions:
     """A first open of an email: counted apart, so a double subscription does not count it twice."""
-    return _opened(state, event, _count_unique_open)
+    channel = state.email_channel
+    channel.unique_opens += 1
+    return _opened(state, event, channel)
 
 
 def on_proxy_opened(state: CustomerState, _event: FoldEvent) -> Actions:
@@ -214,25 +230,33 @@ def on_clicked(state: CustomerState, event: FoldEvent) -> Actions:
     at = event.at
     channel = state.email_channel
     channel.clicks += 1
-    channel.last_clicked_at = _latest(channel.last_clicked_at, at)
-    _rescore(state)
+    last = channel.last_clicked_at
+    if last is None or at > last:
+        channel.last_clicked_at = at
+    _rescore(state, channel)
     tags = payload.tags(event)
     for counts in _campaign_counts(state, event, tags):
         counts.clicks += 1
     actions: Actions = NO_ACTIONS
     url = payload.link(event)
-    if any(path in url for path in REWARDS_PATHS):
-        state.rewards_visits += 1
-        state.last_rewards_visit_at = _latest(state.last_rewards_visit_at, at)
-        actions = (_action(ActionKind.REWARDS_PAGE_VISIT, state, event, source="email", referrer_url=url),)
-    return actions + _loyalty(state, event, tags, "email_clicked")
+    for path in REWARDS_PATHS:
+        if path in url:
+            state.rewards_visits += 1
+            state.last_rewards_visit_at = _latest(state.last_rewards_visit_at, at)
+            visit = _action(ActionKind.REWARDS_PAGE_VISIT, state, event, source="email", referrer_url=url)
+            actions = (visit,)
+            break
+    return (actions + _loyalty(state, event, tags, "email_clicked")) if tags else actions
 
 
 def on_soft_bounced(state: CustomerState, event: FoldEvent) -> Actions:
     """A temporary delivery problem: counted."""
+    at = event.at
     channel = state.email_channel
     channel.soft_bounces += 1
-    channel.last_bounce_at = _latest(channel.last_bounce_at, event.at)
+    last = channel.last_bounce_at
+    if last is None or at > last:
+        channel.last_bounce_at = at
     for counts in _campaign_counts(state, event):
         counts.bounces += 1
     return NO_ACTIONS

@@ -10,20 +10,35 @@ _TEXT_KEYS = ("text", "reply", "message", "content", "body")
 
 def text_of(value: JsonValue) -> str | None:
     """A string value, trimmed, or None."""
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _texts(values: list[JsonValue]) -> list[str]:
+    """The non-empty trimmed strings of a list, in order."""
+    found = []
+    for value in values:
+        if isinstance(value, str):
+            text = value.strip()
+            if text:
+                found.append(text)
+    return found
 
 
 def link(event: FoldEvent) -> str:
     """The clicked URL: `link` (transactional) or `URL` (marketing)."""
-    return text_of(event.payload.get("link")) or text_of(event.payload.get("URL")) or ""
+    payload = event.payload
+    return text_of(payload.get("link")) or text_of(payload.get("URL")) or ""
 
 
 def tags(event: FoldEvent) -> list[str]:
     """The tags: `tags` (array), or `tag` (a plain string or an array JSON-encoded as a string)."""
-    listed = event.payload.get("tags")
+    payload = event.payload
+    listed = payload.get("tags")
     if isinstance(listed, list):
-        return [t for t in (text_of(v) for v in listed) if t]
-    tag = text_of(event.payload.get("tag"))
+        return _texts(listed) if listed else []
+    tag = text_of(payload.get("tag"))
     if tag is None:
         return []
     if tag.startswith("["):
@@ -31,7 +46,7 @@ def tags(event: FoldEvent) -> list[str]:
             decoded = orjson.loads(tag)
         except orjson.JSONDecodeError:
             return [tag]
-        return [t for t in (text_of(v) for v in decoded) if t] if isinstance(decoded, list) else [tag]
+        return _texts(decoded) if isinstance(decoded, list) else [tag]
     return [tag]
 
 
@@ -44,7 +59,8 @@ def campaign_keys(event: FoldEvent, tagged: list[str]) -> list[str]:
 
 def campaign_name(event: FoldEvent) -> str | None:
     """The campaign's name (marketing payloads) or the email's subject."""
-    return text_of(event.payload.get("campaign name")) or text_of(event.payload.get("subject"))
+    payload = event.payload
+    return text_of(payload.get("campaign name")) or text_of(payload.get("subject"))
 
 
 def reason(event: FoldEvent) -> str | None:

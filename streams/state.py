@@ -217,8 +217,84 @@ _HEADER = len(_TRACKED) + _OFFSET.size
 
 
 def encode_state(state: CustomerState) -> bytes:
-    """The state as compact JSON bytes."""
-    return orjson.dumps(state)
+    """The state as compact JSON bytes: `orjson.dumps(state)`, byte for byte.
+
+    orjson reads a slotted dataclass field by field through generic attribute lookups; the same
+    fields gathered into dicts first (`_plain`) serialize three times faster, in the same order.
+    """
+    return orjson.dumps(_plain(state))
+
+
+def _plain(state: CustomerState) -> dict[str, object]:
+    """The state's fields as dicts, in declaration order (alerts and inbox, rare, stay dataclasses)."""
+    channel = state.email_channel
+    sms = state.sms
+    return {
+        "address": state.address,
+        "kind": state.kind,
+        "email": state.email,
+        "phone": state.phone,
+        "email_channel": {
+            "sent": channel.sent,
+            "delivered": channel.delivered,
+            "opens": channel.opens,
+            "unique_opens": channel.unique_opens,
+            "proxy_opens": channel.proxy_opens,
+            "clicks": channel.clicks,
+            "soft_bounces": channel.soft_bounces,
+            "hard_bounces": channel.hard_bounces,
+            "spam_reports": channel.spam_reports,
+            "unsubscribes": channel.unsubscribes,
+            "errors": channel.errors,
+            "last_sent_at": channel.last_sent_at,
+            "last_delivered_at": channel.last_delivered_at,
+            "last_opened_at": channel.last_opened_at,
+            "last_clicked_at": channel.last_clicked_at,
+            "last_bounce_at": channel.last_bounce_at,
+            "last_spam_at": channel.last_spam_at,
+            "last_unsubscribed_at": channel.last_unsubscribed_at,
+            "last_hard_bounce_at": channel.last_hard_bounce_at,
+            "hard_bounce_reason": channel.hard_bounce_reason,
+        },
+        "sms": {
+            "sent": sms.sent,
+            "delivered": sms.delivered,
+            "failed": sms.failed,
+            "replies": sms.replies,
+            "last_sent_at": sms.last_sent_at,
+            "last_delivered_at": sms.last_delivered_at,
+            "last_failed_at": sms.last_failed_at,
+            "last_reply_at": sms.last_reply_at,
+            "last_failure_reason": sms.last_failure_reason,
+            "last_stop_at": sms.last_stop_at,
+        },
+        "marketing_off_at": state.marketing_off_at,
+        "marketing_on_at": state.marketing_on_at,
+        "spam_reported": state.spam_reported,
+        "score": state.score,
+        "loyalty_engagements": state.loyalty_engagements,
+        "rewards_visits": state.rewards_visits,
+        "last_rewards_visit_at": state.last_rewards_visit_at,
+        "lists": state.lists,
+        "linked_at": state.linked_at,
+        "contact_known": state.contact_known,
+        "last_contact_at": state.last_contact_at,
+        "last_deleted_at": state.last_deleted_at,
+        "campaigns": {
+            key: {
+                "name": counts.name,
+                "delivered": counts.delivered,
+                "opens": counts.opens,
+                "clicks": counts.clicks,
+                "bounces": counts.bounces,
+                "spam": counts.spam,
+                "unsubscribes": counts.unsubscribes,
+            }
+            for key, counts in state.campaigns.items()
+        },
+        "alerts": state.alerts,
+        "inbox": state.inbox,
+    }
 
 
 def decode_state(data: bytes) -> CustomerState:

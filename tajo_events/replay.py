@@ -22,7 +22,7 @@ from streams.batch import BatchFold
 from streams.embedded import StateDb
 
 PARTITION = 0  # the embedded log has one partition
-FILL_BATCH = 5000
+FILL_BATCH = 20_000
 KEEP = 200_000
 
 
@@ -82,7 +82,8 @@ async def rebuild(
     until: dict[int, int] | None = None,
 ) -> ReadModel:
     """Folds the log from `start` up to `until` (exclusive offsets per partition, else the head) in memory."""
-    folder = BatchFold(_nothing, _nothing)  # every key starts empty and stays in memory to the end
+    # Every key starts empty and stays in memory to the end; only the states are kept.
+    folder = BatchFold(_nothing, _nothing, write_seen=False)
     async for record in reader.read(start):
         if until is not None and record.offset >= until.get(record.partition, 0):
             continue
@@ -146,13 +147,13 @@ class _VersionBuild:
     live_next_at_start: int
     tail_actions: list[tuple[int, Action]] = field(default_factory=list)
     folded: int = 0
+    _folder: BatchFold | None = None
 
     async def fold(self, reader: LogReader, start: ReadStart, progress: Progress | None) -> None:
-        folder = BatchFold(
-            lambda key: self.db.get(key, self.version),
-            lambda key: self.db.seen(key, self.version),
-            keep=KEEP,  # the working copies stay between fills: only this replay writes this version
-        )
+        if self._folder is None:
+            # The working copies stay between fills and catch-up rounds: only this replay writes this version.
+            self._folder = BatchFold(self._stored_state, self._stored_seen, keep=KEEP)
+        folder = self._folder
         pending = 0
         async for record in reader.read(start):
             folder.add(record)
@@ -163,6 +164,19 @@ class _VersionBuild:
                 self._fill(folder)
                 pending = 0
         self._fill(folder)
+
+    def _stored_state(self, key: str) -> bytes | None:
+        return None if self._all_in_memory() else self.db.get(key, self.version)
+
+    def _stored_seen(self, key: str) -> bytes | None:
+        return None if self._all_in_memory() else self.db.seen(key, self.version)
+
+    def _all_in_memory(self) -> bool:
+        """Whether every key of the version has a working copy, so that a key without one has no row yet.
+
+        The version started empty; until the folder first drops its copies, each key it wrote keeps one.
+        """
+        return self._folder is not None and self._folder.forgets == 0
 
     def _fill(self, folder: BatchFold) -> None:
         batch = folder.take()
