@@ -136,9 +136,10 @@ class SqliteEventLog:
             rows = await self._run_reading(self._page, position, end)
             if not rows:
                 return
-            for row in rows:
-                yield row
             position = rows[-1].offset + 1
+            rows.reverse()
+            while rows:  # each record handed over is let go here, so it can be freed as soon as it is used
+                yield rows.pop()
 
     async def wait_beyond(self, offset: int, timeout_s: float) -> None:
         """Returns once a record after `offset` exists; raises TimeoutError after `timeout_s` without one.
@@ -286,5 +287,6 @@ class SqliteEventLog:
         return low
 
     def _page(self, position: int, end: int) -> list[LoggedRecord]:
-        rows = self._connection().execute(_PAGE, (position, end, self._page_size)).fetchall()
+        rows = self._connection().execute(_PAGE, (position, end, self._page_size))
+        # Row by row rather than fetchall(): each row's tuple is freed once its record is made.
         return [LoggedRecord(PARTITION, offset, key, value, at_ms) for offset, key, value, at_ms in rows]

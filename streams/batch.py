@@ -103,7 +103,8 @@ class BatchFold:
     changes until it is written. With `keep`, up to that many working copies are kept from one
     batch to the next (they equal what was written); call `forget()` whenever the store may have
     changed under them (a rebalance, a replay's switch). `forgets` counts the times they were dropped.
-    With `write_seen=False` a batch carries no recent ids (for a fold that stores nothing).
+    With `states_only`, a batch carries the states alone: no recent ids, no actions (for a fold whose
+    only outcome is the states, as a rebuild in memory).
     """
 
     def __init__(
@@ -113,24 +114,29 @@ class BatchFold:
         horizon_ms: int = HORIZON_MS,
         keep: int = 0,
         *,
-        write_seen: bool = True,
+        states_only: bool = False,
     ) -> None:
         self._load_state = load_state
         self._load_seen = load_seen
         self._horizon_ms = horizon_ms
         self._keep = keep
-        self._write_seen = write_seen
+        self._states_only = states_only
         self._customers: dict[str, _Customer] = {}
         self._campaigns: dict[str, _Campaign] = {}
-        self._touched: list[tuple[str, _Customer]] = []  # the customers this batch changed, in order
+        self._touched: dict[str, _Customer] = {}  # the customers this batch changed, in order
         self._batch = Batch()
         self.forgets = 0
+
+    @property
+    def touched(self) -> int:
+        """How many customer keys the batch so far has touched (what `take()` will encode at most)."""
+        return len(self._touched)
 
     def forget(self) -> None:
         """Drops the working copies kept between batches: the store is the truth again."""
         self._customers = {}
         self._campaigns = {}
-        self._touched = []
+        self._touched = {}
         self.forgets += 1
 
     def add_all(self, records: Iterable[Record]) -> None:
@@ -147,13 +153,13 @@ class BatchFold:
         partition = record.partition
         batch.next_offsets[partition] = offset + 1
         event = decode_fold_event(record.value)
-        address = event.address
+        event_id, kind, address, _, at, _ = event  # unpacked once: cheaper than reading fields by name
         if address is None:
             key = event.key
             if key.startswith(CAMPAIGN_KEY_PREFIX):
                 self._fold_campaign(key, event, record)
             return  # unknown events without an address are kept in the log, not folded
-        handler = HANDLERS.get(event.type)
+        handler = HANDLERS.get(kind)
         if handler is None:
             return  # the fold has no handler for it (`folds`): it stays in the log, unfolded
         customer = self._customers.get(address)
@@ -161,17 +167,17 @@ class BatchFold:
             customer = self._customer(address, partition)
         if not customer.touched:
             customer.touched = True
-            self._touched.append((address, customer))
+            self._touched[address] = customer
         if offset <= customer.offset:  # folded before; its id may not have reached the store
             batch.refolds += 1
             seen = customer.seen
             if seen.last_offset < offset:
-                seen.add(event.event_id, event.at, offset)
+                seen.add(event_id, at, offset)
                 customer.seen_dirty = True
             return
-        if customer.seen.admit(event.event_id, event.at, offset):
+        if customer.seen.admit(event_id, at, offset):
             actions = handler(customer.state, event)
-            if actions:
+            if actions and not self._states_only:
                 placed = batch.actions
                 for action in actions:
                     placed.append(PlacedAction(partition, offset, action))
@@ -184,12 +190,12 @@ class BatchFold:
     def take(self) -> Batch:
         """The batch so far, each touched key encoded once; the next batch starts empty."""
         batch, self._batch = self._batch, Batch()
-        touched, self._touched = self._touched, []
+        touched, self._touched = self._touched, {}
         states = batch.states
         seen = batch.seen
         partitions = batch.partitions
-        write_seen = self._write_seen
-        for key, customer in touched:
+        write_seen = not self._states_only
+        for key, customer in touched.items():
             customer.touched = False
             if customer.dirty:
                 states[key] = tracked(customer.offset, encode_state(customer.state))

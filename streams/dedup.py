@@ -33,11 +33,16 @@ def fingerprint(event_id: str) -> int:
 
 @dataclass(slots=True)
 class SeenEvents:
-    """The recent event ids of one key: fingerprint -> (event time, offset first folded at)."""
+    """The recent event ids of one key, by fingerprint: their event time, and the offset first folded at.
+
+    The two are kept in two dicts rather than one of pairs: a pair per event folded would be one more
+    object for the garbage collector to count and look at.
+    """
 
     newest_at: int | None = None
     last_offset: int = -1
-    entries: dict[int, tuple[int, int]] = field(default_factory=dict)
+    entries: dict[int, int] = field(default_factory=dict)  # fingerprint -> event time
+    offsets: dict[int, int] = field(default_factory=dict)  # fingerprint -> offset first folded at
     horizon_ms: int = HORIZON_MS
     oldest_at: int | None = None  # of the entries kept
     _encoded: bytes = b""  # the entries as last encoded, so an encode appends only what is new
@@ -45,10 +50,11 @@ class SeenEvents:
 
     def is_duplicate(self, event_id: str, offset: int) -> bool:
         """True when an earlier record of this key, still within the horizon, had this id."""
-        entry = self.entries.get(fingerprint(event_id))
-        if entry is None or entry[1] >= offset:
+        fp = fingerprint(event_id)
+        at = self.entries.get(fp)
+        if at is None or self.offsets[fp] >= offset:
             return False
-        return self.newest_at is None or entry[0] >= self.newest_at - self.horizon_ms
+        return self.newest_at is None or at >= self.newest_at - self.horizon_ms
 
     def add(self, event_id: str, at: int, offset: int) -> None:
         """Remembers a folded event (the first record of an id wins)."""
@@ -61,17 +67,18 @@ class SeenEvents:
         """
         fp = int(event_id, 16)  # fingerprint(event_id), inline: this runs for every event folded
         entries = self.entries
-        entry = entries.get(fp)
+        seen_at = entries.get(fp)
         newest = self.newest_at
-        if entry is None:
+        if seen_at is None:
             fresh = True
-            entries[fp] = (at, offset)
+            entries[fp] = at
+            self.offsets[fp] = offset
             self._new.append(fp)
             oldest = self.oldest_at
             if oldest is None or at < oldest:
                 self.oldest_at = at
         else:
-            fresh = entry[1] >= offset or (newest is not None and entry[0] < newest - self.horizon_ms)
+            fresh = self.offsets[fp] >= offset or (newest is not None and seen_at < newest - self.horizon_ms)
         if newest is None or at > newest:
             self.newest_at = at
         if offset > self.last_offset:  # noqa: PLR1730 - cheaper than max() on this hot path
@@ -84,8 +91,9 @@ class SeenEvents:
             return
         oldest = self.newest_at - self.horizon_ms
         if self.oldest_at < oldest:
-            self.entries = {fp: e for fp, e in self.entries.items() if e[0] >= oldest}
-            self.oldest_at = min((at for at, _ in self.entries.values()), default=None)
+            self.entries = {fp: at for fp, at in self.entries.items() if at >= oldest}
+            self.offsets = {fp: self.offsets[fp] for fp in self.entries}
+            self.oldest_at = min(self.entries.values(), default=None)
             self._encoded, self._new = b"", list(self.entries)
 
     def encode(self) -> bytes:
@@ -93,12 +101,13 @@ class SeenEvents:
         self.expire()
         if self._new:
             get = self.entries.get
+            offsets = self.offsets
             pack = _ENTRY.pack
             packed = [self._encoded]
             for fp in self._new:
-                entry = get(fp)
-                if entry is not None:
-                    packed.append(pack(fp >> 64, fp & _LOW, entry[0], entry[1]))
+                at = get(fp)
+                if at is not None:
+                    packed.append(pack(fp >> 64, fp & _LOW, at, offsets[fp]))
             self._encoded = b"".join(packed)
             self._new = []
         newest = _NONE if self.newest_at is None else self.newest_at
@@ -111,6 +120,12 @@ class SeenEvents:
             return cls(horizon_ms=horizon_ms)
         newest, last_offset = _HEAD.unpack_from(data)
         body = data[_HEAD.size :]
-        entries = {(high << 64) | low: (at, off) for high, low, at, off in _ENTRY.iter_unpack(body)}
-        oldest = min((at for at, _ in entries.values()), default=None)
-        return cls(None if newest == _NONE else newest, last_offset, entries, horizon_ms, oldest, body)
+        entries: dict[int, int] = {}
+        offsets: dict[int, int] = {}
+        for high, low, at, off in _ENTRY.iter_unpack(body):
+            fp = (high << 64) | low
+            entries[fp] = at
+            offsets[fp] = off
+        oldest = min(entries.values(), default=None)
+        newest_at = None if newest == _NONE else newest
+        return cls(newest_at, last_offset, entries, offsets, horizon_ms, oldest, body)

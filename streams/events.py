@@ -6,7 +6,7 @@ instead of re-validating the whole model, and keeps the event time as integer mi
 """
 
 from datetime import UTC, datetime
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import orjson
 from pydantic import JsonValue
@@ -60,12 +60,6 @@ _from_iso = datetime.fromisoformat
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _epoch_ms(text: str) -> int:
-    """`epoch_ms(datetime.fromisoformat(text))`, from the timedelta's parts (cheaper than dividing it)."""
-    since = _from_iso(text) - _EPOCH  # days, then 0 <= seconds < 86400 and 0 <= microseconds < 10**6
-    return since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
-
-
 def decode_fold_event(data: bytes) -> FoldEvent:
     """A log record's event, as the fold reads it."""
     try:
@@ -76,6 +70,9 @@ def decode_fold_event(data: bytes) -> FoldEvent:
         kind = _TYPES.get(raw["type"])
         if kind is None:
             raise ValueError(f"{raw['type']!r} is not a valid EventType")
+        # epoch_ms(occurred_at), from the timedelta's parts: days, 0 <= seconds < 86400, 0 <= µs < 10**6
+        since = _from_iso(raw["occurred_at"]) - _EPOCH
+        payload: Payload = raw["payload"]
         return _new_event(
             FoldEvent,
             (
@@ -83,8 +80,8 @@ def decode_fold_event(data: bytes) -> FoldEvent:
                 kind,
                 raw.get("address"),
                 raw.get("campaign"),
-                _epoch_ms(raw["occurred_at"]),
-                cast(Payload, raw["payload"]),
+                since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000,
+                payload,
             ),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:

@@ -22,8 +22,12 @@ from streams.batch import BatchFold
 from streams.embedded import StateDb
 
 PARTITION = 0  # the embedded log has one partition
-FILL_BATCH = 20_000
+# A version being built is written once this many customers changed since its last write, and at the
+# end: a key is written once per fill however many of its events the fill holds, and a fill encodes at
+# most about this many states at once (some 2 KB each).
+FILL_KEYS = 50_000
 KEEP = 200_000
+CHUNK = 1000  # the fold loops count progress, and look at the fill size, every CHUNK records
 
 
 @dataclass
@@ -82,15 +86,18 @@ async def rebuild(
     until: dict[int, int] | None = None,
 ) -> ReadModel:
     """Folds the log from `start` up to `until` (exclusive offsets per partition, else the head) in memory."""
-    # Every key starts empty and stays in memory to the end; only the states are kept.
-    folder = BatchFold(_nothing, _nothing, write_seen=False)
+    # Every key starts empty and stays in memory to the end; only the states are wanted.
+    folder = BatchFold(_nothing, _nothing, states_only=True)
+    count = 0
     async for record in reader.read(start):
         if until is not None and record.offset >= until.get(record.partition, 0):
             continue
         folder.add(record)
-        if progress is not None:
-            progress.advance()
+        count += 1
+        if count % CHUNK == 0 and progress is not None:
+            progress.advance(CHUNK)
     if progress is not None:
+        progress.advance(count % CHUNK)
         progress.finish()
     return ReadModel.of(sorted(folder.take().states.items()))
 
@@ -154,15 +161,17 @@ class _VersionBuild:
             # The working copies stay between fills and catch-up rounds: only this replay writes this version.
             self._folder = BatchFold(self._stored_state, self._stored_seen, keep=KEEP)
         folder = self._folder
-        pending = 0
+        count = 0
         async for record in reader.read(start):
             folder.add(record)
-            pending += 1
-            if progress is not None:
-                progress.advance()
-            if pending >= FILL_BATCH:
-                self._fill(folder)
-                pending = 0
+            count += 1
+            if count % CHUNK == 0:
+                if progress is not None:
+                    progress.advance(CHUNK)
+                if folder.touched >= FILL_KEYS:
+                    self._fill(folder)
+        if progress is not None:
+            progress.advance(count % CHUNK)
         self._fill(folder)
 
     def _stored_state(self, key: str) -> bytes | None:
