@@ -45,11 +45,16 @@ class CanonicalEvent(BaseModel):
     @property
     def key(self) -> str:
         """The partition key: the address, else `campaign:<id>` for a campaign's own events, else the id."""
-        if self.address is not None:
-            return self.address
-        if self.campaign is not None and self.type.value.startswith("campaign."):
-            return CAMPAIGN_KEY_PREFIX + self.campaign
-        return self.event_id
+        return partition_key(self.address, self.campaign, self.type, self.event_id)
+
+
+def partition_key(address: str | None, campaign: str | None, kind: EventType, event_id: str) -> str:
+    """The address, else `campaign:<id>` for a campaign's own events, else the event id."""
+    if address is not None:
+        return address
+    if campaign is not None and kind.value.startswith("campaign."):
+        return CAMPAIGN_KEY_PREFIX + campaign
+    return event_id
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import orjson
 from pydantic import JsonValue
 
-from schemas.event import CAMPAIGN_KEY_PREFIX, SCHEMA_VERSION, CanonicalEvent, epoch_ms
+from schemas.event import SCHEMA_VERSION, CanonicalEvent, epoch_ms, partition_key
 from schemas.event_types import EventType
 
 Payload = dict[str, JsonValue]
@@ -36,11 +36,7 @@ class FoldEvent(NamedTuple):
     @property
     def key(self) -> str:
         """The partition key, as `CanonicalEvent.key` has it."""
-        if self.address is not None:
-            return self.address
-        if self.campaign is not None and self.type.value.startswith("campaign."):
-            return CAMPAIGN_KEY_PREFIX + self.campaign
-        return self.event_id
+        return partition_key(self.address, self.campaign, self.type, self.event_id)
 
     @classmethod
     def of(cls, event: CanonicalEvent) -> "FoldEvent":
