@@ -3,7 +3,7 @@
 The in-memory fold is `--verify`'s rebuild; the versioned replay writes every state to a new
 version in state.db and switches to it.
 
-    python -m bench.replay [--events 20000] [--customers 2000]
+    python -m bench.replay [--events 20000] [--customers 2000] [--rounds 5]
 
 The log is filled with canonical events of real Brevo payloads, straight through the SQLite adapter:
 every customer gets a mix of its own (mostly deliveries and opens, then clicks, unique and proxy
@@ -16,6 +16,7 @@ process; the ratio says what the durable version costs over the pure fold.
 import argparse
 import asyncio
 import random
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -99,34 +100,49 @@ async def fill(log: SqliteEventLog, events: int, customers: int) -> None:
     await log.append(records)
 
 
-async def main(events: int, customers: int) -> None:
-    """Fills a log, folds it both ways, prints both rates and their ratio."""
+async def main(events: int, customers: int, rounds: int) -> None:
+    """Fills a log, folds it both ways `rounds` times in turn, prints the median rates and their ratio.
+
+    The two folds alternate, so a slow spell of the machine falls on both; the medians leave out
+    the odd round that a neighbour on the host slowed down.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         log = SqliteEventLog(Path(tmp) / "log.db")
         await fill(log, events, customers)
         total = sum((await log.head()).values())
+        in_memory: list[float] = []
+        versioned: list[float] = []
+        for round_ in range(rounds):
+            started = time.perf_counter()
+            model = await rebuild(log, ReadStart())
+            in_memory.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
-        model = await rebuild(log, ReadStart())
-        in_memory = time.perf_counter() - started
-
-        db = StateDb(Path(tmp) / "state.db")
-        started = time.perf_counter()
-        version = await replay_embedded(log, db, ReadStart())
-        versioned = time.perf_counter() - started
-        if len(list(db.states(version))) != len(model):
-            raise SystemExit("the versioned replay and the in-memory fold disagree on the states")
-        db.close()
+            db = StateDb(Path(tmp) / f"state-{round_}.db")
+            started = time.perf_counter()
+            version = await replay_embedded(log, db, ReadStart())
+            versioned.append(time.perf_counter() - started)
+            if len(list(db.states(version))) != len(model):
+                raise SystemExit("the versioned replay and the in-memory fold disagree on the states")
+            db.close()
         await log.stop()
+    memory_s, versioned_s = statistics.median(in_memory), statistics.median(versioned)
     print(f"events in log:            {total} ({customers} customers, {len(model)} states)")
-    print(f"in-memory fold (--verify): {total / in_memory:9.0f} events/s ({in_memory:.2f} s)")
-    print(f"versioned replay + switch: {total / versioned:9.0f} events/s ({versioned:.2f} s)")
-    print(f"ratio versioned / in-memory: {in_memory / versioned:.2f}")
+    print(f"median of {rounds} rounds each, alternating:")
+    memory_rate, versioned_rate = total / memory_s, total / versioned_s
+    memory_spread, spread = _spread(total, in_memory), _spread(total, versioned)
+    print(f"in-memory fold (--verify): {memory_rate:9.0f} events/s ({memory_s:.2f} s; {memory_spread})")
+    print(f"versioned replay + switch: {versioned_rate:9.0f} events/s ({versioned_s:.2f} s; {spread})")
+    print(f"ratio versioned / in-memory: {memory_s / versioned_s:.2f}")
+
+
+def _spread(total: int, seconds: list[float]) -> str:
+    return f"rounds from {total / max(seconds):.0f} to {total / min(seconds):.0f} events/s"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--customers", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.customers))
+    asyncio.run(main(arguments.events, arguments.customers, arguments.rounds))

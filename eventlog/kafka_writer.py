@@ -2,13 +2,16 @@
 
 The fold writes each batch's states, ids, tracking records and actions through one idempotent
 producer, record batches built per partition (`send_batch`), and waits once for every
-acknowledgement: one broker round trip per batch, not per record.
+acknowledgement: one broker round trip per batch, not per record. Keyed records (actions) are
+placed by the default partitioner's rule, as a plain `send` would place them.
 """
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 KeyValue = tuple[bytes, bytes]
 MAX_BATCH_BYTES = 1_048_576  # the broker's default largest record batch
@@ -66,8 +69,30 @@ class PartitionWriter:
             await asyncio.gather(*deliveries)
 
     async def send_keyed(self, topic: str, pairs: Sequence[KeyValue]) -> None:
-        """Writes records to the partitions their keys hash to (the default partitioner), all acknowledged."""
+        """Writes records to the partitions their keys hash to (the default partitioner), all acknowledged.
+
+        The records are grouped by partition and written as `write` does, in order within each
+        partition: one record batch per partition rather than one `send` (some 20 µs) per record.
+        """
         await self.start()
-        deliveries = [await self._producer.send(topic, value=value, key=key) for key, value in pairs]
-        if deliveries:
-            await asyncio.gather(*deliveries)
+        if not pairs:
+            return
+        count = len(await self._producer.partitions_for(topic))
+        by_partition: dict[tuple[str, int], list[KeyValue]] = {}
+        for key, value in pairs:
+            by_partition.setdefault((topic, partition_of(key, count)), []).append((key, value))
+        await self.write(by_partition)
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=65_536)
+def partition_of(key: bytes, count: int) -> int:
+    """The partition the default partitioner (murmur2, as Kafka's Java client) gives a key.
+
+    Cached: the hash is computed in Python (some 5 µs), and the keys (addresses) come back often.
+    """
+    partitions = list(range(count))
+    partition: int = _PARTITIONER(key, partitions, partitions)
+    return partition

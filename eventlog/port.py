@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +41,12 @@ class EventLog(Protocol):
         """Whether an append would be taken now."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedRecord:
-    """A record as read back from the log, with its position and the time the log took it."""
+class LoggedRecord(NamedTuple):
+    """A record as read back from the log, with its position and the time the log took it.
+
+    A named tuple rather than a frozen dataclass: every record read is one, and a tuple is made
+    several times faster (a replay reads millions).
+    """
 
     partition: int
     offset: int

@@ -288,5 +288,7 @@ class SqliteEventLog:
 
     def _page(self, position: int, end: int) -> list[LoggedRecord]:
         rows = self._connection().execute(_PAGE, (position, end, self._page_size))
-        # Row by row rather than fetchall(): each row's tuple is freed once its record is made.
-        return [LoggedRecord(PARTITION, offset, key, value, at_ms) for offset, key, value, at_ms in rows]
+        # Row by row rather than fetchall(): each row's tuple is freed once its record is made. The
+        # record is made by tuple.__new__ straight from the row's fields (no keyword handling).
+        make = tuple.__new__
+        return [make(LoggedRecord, (PARTITION, *row)) for row in rows]

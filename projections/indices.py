@@ -3,12 +3,14 @@
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 from streams.state import CampaignCounts
 
 T = TypeVar("T")
 SUMMED = ("delivered", "opens", "clicks", "bounces", "spam", "unsubscribes")
+_summed = attrgetter(*SUMMED)
 
 
 class Links:
@@ -44,8 +46,8 @@ class CampaignTotals:
     """Per campaign key, the counts summed over every customer state that holds the key."""
 
     def __init__(self) -> None:
-        self._sums: dict[str, Counter[str]] = {}
-        self._holders: Counter[str] = Counter()
+        self._sums: dict[str, list[int]] = {}  # the SUMMED counts, in order
+        self._holders: dict[str, int] = {}
         self._names: dict[str, Counter[str]] = {}
 
     def replace(self, old: Mapping[str, CampaignCounts], new: Mapping[str, CampaignCounts]) -> None:
@@ -56,16 +58,22 @@ class CampaignTotals:
             self._add(key, counts, 1)
 
     def _add(self, key: str, counts: CampaignCounts, sign: int) -> None:
-        sums = self._sums.setdefault(key, Counter())
-        for field in SUMMED:
-            sums[field] += sign * getattr(counts, field)
-        self._holders[key] += sign
-        names = self._names.setdefault(key, Counter())
-        if counts.name:
-            names[counts.name] += sign
-            if names[counts.name] <= 0:
-                del names[counts.name]
-        if self._holders[key] <= 0:
+        # Every customer state holds a few campaign keys, and a rebuild adds each of them: plain
+        # lists and dicts, made only for a new key, and the counts read in one go.
+        sums = self._sums.get(key)
+        if sums is None:
+            sums = self._sums[key] = [0] * len(SUMMED)
+            self._names[key] = Counter()
+        for index, value in enumerate(_summed(counts)):
+            sums[index] += sign * value
+        holders = self._holders[key] = self._holders.get(key, 0) + sign
+        name = counts.name
+        if name:
+            names = self._names[key]
+            names[name] += sign
+            if names[name] <= 0:
+                del names[name]
+        if holders <= 0:
             del self._sums[key], self._holders[key], self._names[key]
 
     def keys(self) -> set[str]:
@@ -79,7 +87,7 @@ class CampaignTotals:
             return None
         names = self._names[key]
         name = min(names, key=lambda n: (-names[n], n)) if names else None
-        return CampaignCounts(name=name, **{field: sums[field] for field in SUMMED})
+        return CampaignCounts(name=name, **dict(zip(SUMMED, sums, strict=True)))
 
 
 class Feed(Generic[T]):

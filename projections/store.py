@@ -59,6 +59,17 @@ class ReadModel:
             model.apply(key, encoded)
         return model
 
+    @classmethod
+    def of_states(cls, states: Iterable[tuple[str, CustomerState | CampaignState]]) -> "ReadModel":
+        """A read model holding the given (key, state) pairs, states the caller hands over."""
+        model = cls()
+        for key, state in states:
+            if isinstance(state, CampaignState):
+                model._set_campaign(key, state)
+            else:
+                model._set_customer(key, state)
+        return model
+
     def __init__(self) -> None:
         self._customers: dict[str, CustomerState] = {}
         self._lifecycles: dict[str, CampaignState] = {}

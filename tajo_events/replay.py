@@ -99,7 +99,7 @@ async def rebuild(
     if progress is not None:
         progress.advance(count % CHUNK)
         progress.finish()
-    return ReadModel.of(sorted(folder.take().states.items()))
+    return ReadModel.of_states(sorted(folder.take_states().items()))
 
 
 def _nothing(_key: str) -> bytes | None:
