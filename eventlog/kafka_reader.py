@@ -29,6 +29,12 @@ class KafkaLogReader:
             await consumer.stop()
 
     async def read(self, start: ReadStart) -> AsyncIterator[LoggedRecord]:
+        async for batch in self.read_batches(start):
+            for record in batch:
+                yield record
+
+    async def read_batches(self, start: ReadStart) -> AsyncIterator[list[LoggedRecord]]:
+        """Each fetch's records of a partition, up to the end offsets of when the read began."""
         if start.offsets is not None and start.at_ms is not None:
             raise ValueError("a read starts at given offsets or at a time, not both")
         consumer = await self._start_consumer()
@@ -46,16 +52,19 @@ class KafkaLogReader:
                 batches = await consumer.getmany(*remaining, timeout_ms=1000)
                 for tp, batch in batches.items():
                     end = ends[tp.partition]
-                    for record in batch:
-                        if record.offset >= end:
-                            break
-                        yield LoggedRecord(
-                            partition=tp.partition,
-                            offset=int(record.offset),
-                            key=bytes(record.key or b""),
-                            value=bytes(record.value or b""),
-                            appended_at_ms=int(record.timestamp),
+                    records = [
+                        LoggedRecord(
+                            tp.partition,
+                            int(record.offset),
+                            bytes(record.key or b""),
+                            bytes(record.value or b""),
+                            int(record.timestamp),
                         )
+                        for record in batch
+                        if record.offset < end
+                    ]
+                    if records:
+                        yield records
                 for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp.partition]:
                         remaining.discard(tp)

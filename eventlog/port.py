@@ -71,3 +71,6 @@ class LogReader(Protocol):
 
     def read(self, start: ReadStart) -> AsyncIterator[LoggedRecord]:
         """The records from `start` up to the head as it was when the read began."""
+
+    def read_batches(self, start: ReadStart) -> AsyncIterator[Sequence[LoggedRecord]]:
+        """What `read` gives, in non-empty batches as the backend hands them over (for batch folds)."""

@@ -122,6 +122,12 @@ class SqliteEventLog:
         return {PARTITION: await self._run_reading(self._next_offset)}
 
     async def read(self, start: ReadStart) -> AsyncIterator[LoggedRecord]:
+        async for rows in self.read_batches(start):
+            for row in rows:
+                yield row
+
+    async def read_batches(self, start: ReadStart) -> AsyncIterator[list[LoggedRecord]]:
+        """Pages of records, each read on the database thread."""
         if start.offsets is not None and start.at_ms is not None:
             raise ValueError("a read starts at given offsets or at a time, not both")
         await self._connect()
@@ -137,9 +143,7 @@ class SqliteEventLog:
             if not rows:
                 return
             position = rows[-1].offset + 1
-            rows.reverse()
-            while rows:  # each record handed over is let go here, so it can be freed as soon as it is used
-                yield rows.pop()
+            yield rows
 
     async def wait_beyond(self, offset: int, timeout_s: float) -> None:
         """Returns once a record after `offset` exists; raises TimeoutError after `timeout_s` without one.

@@ -295,8 +295,8 @@ class EmbeddedRunner:
         """Folds every record up to the head as it is now; returns how many were folded."""
         records: list[LoggedRecord] = []
         count = 0
-        async for record in self._reader.read(ReadStart(offsets={PARTITION: self._db.next_offset()})):
-            records.append(record)
+        async for page in self._reader.read_batches(ReadStart(offsets={PARTITION: self._db.next_offset()})):
+            records.extend(page)
             if len(records) >= self._batch:
                 count += await self._fold(records)
                 records = []

@@ -23,6 +23,7 @@ batch's writes were acknowledged by the broker.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -31,10 +32,22 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 
-# Takes a fetch's records of one topic (aiokafka ConsumerRecords: topic, partition, offset, key,
-# value); returns those done (to acknowledge). The others are let go unacknowledged: the handler
-# rewound their partition and they come again.
-BatchHandler = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]  # Faust Messages in, done ones out
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What a batch handler did with a batch: the records it is done with, once `written` completes.
+
+    `written` completes when the batch's writes are acknowledged by the broker; only then are the
+    offsets of `done` acknowledged. The records not in `done` are let go unacknowledged: the handler
+    rewound their partition and they come again.
+    """
+
+    done: Sequence[Any]
+    written: Awaitable[None]
+
+
+# Takes a fetch's records of one topic (aiokafka ConsumerRecords: topic, partition, offset, key, value).
+BatchHandler = Callable[[Sequence[Any]], Awaitable[Handled]]
 
 _FETCHING = "FETCHING"
 
@@ -56,6 +69,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with batched delivery for the topics that have a batch handler."""
 
+    _writing: "asyncio.Future[None] | None" = None  # the previous batch's writes and acks, if pending
+
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -69,10 +84,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 self.diag.unset_flag(_FETCHING)
                 for topic, records in batches.items():
                     await self._deliver(handlers[topic], records, generation)
-                commit_every = self._commit_every
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
         except (*self.consumer_stopped_errors, asyncio.CancelledError):  # type: ignore[misc]  # a tuple
             if self.transport.app.should_stop:
                 return
@@ -124,26 +135,67 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             read_offset[tp] = offset
 
     async def _deliver(self, handler: BatchHandler, records: list[Any], generation: int) -> None:
-        """Hands a batch over and acknowledges the offsets the handler is done with.
+        """Hands a batch over; its offsets are acknowledged once its writes are.
+
+        The writes of a batch are waited for while the next batch is fetched (the consumer thread
+        unpacks the records meanwhile) and before that batch is handed over: at most one batch is
+        being written, and offsets are acknowledged in order.
 
         A batch fetched before a rebalance began is dropped unhandled: its partitions may be moving,
-        and whoever owns them next reads them from the committed offsets. While the handler runs, a
-        marker stands in Faust's set of messages in flight, so a rebalance waits for the batch.
+        and whoever owns them next reads them from the committed offsets. From the moment a batch is
+        handed over until its writes are acknowledged, a marker stands in Faust's set of messages
+        in flight, so a rebalance or a stop waits for it (Faust's `wait_empty`).
         """
         if not records or not self._current(generation):
             return
-        in_flight: Any = _InFlight()
-        self._unacked_messages.add(in_flight)
+        await self._settle()
+        if not self._current(generation):
+            return  # a rebalance began while the previous batch was being written
+        in_flight = _InFlight()
+        self._unacked_messages.add(in_flight)  # type: ignore[arg-type]  # stands in for the batch's messages
         try:
-            done = await handler(records)
-        finally:
-            in_flight.acked = True
-            self._unacked_messages.discard(in_flight)
+            handled = await handler(records)
+        except BaseException:
+            self._release(in_flight)
+            raise
+        self._writing = asyncio.ensure_future(self._finish(in_flight, handled))
+
+    async def _settle(self) -> None:
+        """Waits for the previous batch's writes; raises their error, if any."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    async def _finish(self, in_flight: "_InFlight", handled: Handled) -> None:
+        """Once the batch's writes are acknowledged, acknowledges its offsets (and commits them)."""
+        try:
+            await handled.written
+        except BaseException as error:
+            self._release(in_flight)
+            if not isinstance(error, asyncio.CancelledError):
+                # The tables in memory hold states that never reached their changelogs: this process
+                # must not fold on. Crashing it (as an exception in the drain loop would) lets the
+                # supervisor start a fresh one, which reads the changelogs and the committed offsets.
+                log.error("a batch's writes failed, crashing the worker: %r", error)
+                await self.app.crash(error)
+            raise
         by_tp: dict[Any, list[int]] = {}
-        for record in done:
+        for record in handled.done:
             by_tp.setdefault(TP(record.topic, record.partition), []).append(record.offset)
         for tp, offsets in by_tp.items():
             self._ack_offsets(tp, offsets)
+        self._release(in_flight)
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+    def _release(self, in_flight: "_InFlight") -> None:
+        in_flight.acked = True
+        self._unacked_messages.discard(in_flight)  # type: ignore[arg-type]
+        waiting = self._waiting_for_ack  # Faust's `wait_empty` sleeps on it between looks
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def _ack_offsets(self, tp: Any, offsets: list[int]) -> None:
         """What `Consumer.ack` does for each message, for a batch of offsets of one partition."""

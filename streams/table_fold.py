@@ -6,10 +6,12 @@ For each batch the agent hands over, `TableFold`:
    records were skipped upstream (Faust around a rebalance): the partition is rewound to the
    expected offset and the records are folded from there. A record before it was folded already.
 2. folds the records in order with the batch core (`streams.batch`);
-3. publishes the batch's actions and waits for their acknowledgements, then writes each touched
-   key's state (with its position), its recent ids and each partition's tracking record to the
-   tables' changelogs and waits once for all acknowledgements. Only then does the agent ask for the
-   next batch, which is when Faust acknowledges this one's offsets for commit.
+3. sets each touched key's state (with its position), its recent ids and each partition's tracking
+   record in the stores in memory, then publishes the batch's actions, waits for their
+   acknowledgements, writes the rest to the tables' changelogs and waits once for all
+   acknowledgements. Meanwhile the consumer fetches the next batch; it hands it over only once
+   these writes are acknowledged, which is also when it acknowledges this batch's offsets for commit
+   (`streams.faust_batches`).
 
 Actions go out before the states that record their events, so a crash in between re-folds the
 event and publishes the same action again (same id; the effector carries it out once), never
@@ -27,6 +29,7 @@ from typing import TypeVar
 from eventlog.kafka_writer import KeyValue, PartitionWriter
 from streams.actions import encode_action
 from streams.batch import Batch, BatchFold, Record, decode_position, encode_position, position_key
+from streams.faust_batches import Handled
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +104,24 @@ class TableFold:
         if self._folder is not None:
             self._folder.forget()
 
-    async def fold(self, records: Sequence[R]) -> list[R]:
-        """Folds one batch and writes its effects; returns once all are acknowledged by the broker.
+    async def fold(self, records: Sequence[R]) -> Handled:
+        """Folds one batch and starts writing its effects (the store in memory sees them at once).
 
-        Returns the records that are done (folded now or before): their offsets may be committed.
+        Hands back the records that are done (folded now or before), whose offsets may be committed
+        once `written` completes: when every write of the batch is acknowledged by the broker.
         The others came past a gap and will be handed over again after the rewind.
         """
         started = time.perf_counter()
         done, accepted = await self._in_order(records)
         self.stats.batches += 1
         if not accepted:
-            return done
+            return Handled(done, _nothing())
         if self._folder is None:
             self._folder = BatchFold(self._load_state, self._load_seen, keep=self.keep)
         self._folder.add_all(accepted)
         batch = self._folder.take()
-        folded = time.perf_counter()
-        await self._write(batch)
-        self.stats.count(batch, folded - started, time.perf_counter() - folded)
-        return done
+        actions, changes = self._store(batch)
+        return Handled(done, self._write(batch, actions, changes, started, time.perf_counter()))
 
     async def _in_order(self, records: Sequence[R]) -> tuple[list[R], list[R]]:
         """The records at or before each partition's tracked position, and those that continue it.
@@ -167,12 +169,9 @@ class TableFold:
     def _load_seen(self, key: str) -> bytes | None:
         return self.seen.get(key.encode())
 
-    async def _write(self, batch: Batch) -> None:
-        if batch.actions:
-            await self.writer.send_keyed(
-                self.actions_topic,
-                [(placed.action.address.encode(), encode_action(placed.action)) for placed in batch.actions],
-            )
+    def _store(self, batch: Batch) -> tuple[list[KeyValue], dict[tuple[str, int], list[KeyValue]]]:
+        """Sets the batch's changes in the stores in memory; the actions and changelog records to send."""
+        actions = [(placed.action.address.encode(), encode_action(placed.action)) for placed in batch.actions]
         out: dict[tuple[str, int], list[KeyValue]] = defaultdict(list)
         for key, value in batch.states.items():
             partition = batch.partitions[key]
@@ -189,4 +188,22 @@ class TableFold:
             tracking = (position_key(partition), encode_position(next_offset))
             self.seen[tracking[0]] = tracking[1]
             out[self.seen_changelog, partition].append(tracking)
-        await self.writer.write(out)
+        return actions, out
+
+    async def _write(
+        self,
+        batch: Batch,
+        actions: list[KeyValue],
+        changes: dict[tuple[str, int], list[KeyValue]],
+        started: float,
+        folded: float,
+    ) -> None:
+        """Publishes the actions, then the changelog records, each acknowledged before what follows."""
+        if actions:
+            await self.writer.send_keyed(self.actions_topic, actions)
+        await self.writer.write(changes)
+        self.stats.count(batch, folded - started, time.perf_counter() - folded)
+
+
+async def _nothing() -> None:
+    """Nothing to write."""

@@ -19,6 +19,7 @@ from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
+from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if role == "fold":
         app, _ = create_faust_app(settings)
+        tune_for_folding()
     elif brevo is not None:
         app = create_effects_app(settings, brevo)
     else:
@@ -115,6 +117,7 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
         from tajo_events.embedded import create_embedded_app
 
         app = create_embedded_app(pipeline.data_dir, pipeline.require_api_token())
+        tune_for_folding()  # this process folds the log too
         where = f"embedded log in {pipeline.data_dir.resolve()}"
         web.run_app(app, host=host, port=port, print=_welcome(host, port, where))
         return 0

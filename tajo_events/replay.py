@@ -27,7 +27,6 @@ PARTITION = 0  # the embedded log has one partition
 # most about this many states at once (some 2 KB each).
 FILL_KEYS = 50_000
 KEEP = 200_000
-CHUNK = 1000  # the fold loops count progress, and look at the fill size, every CHUNK records
 
 
 @dataclass
@@ -88,16 +87,12 @@ async def rebuild(
     """Folds the log from `start` up to `until` (exclusive offsets per partition, else the head) in memory."""
     # Every key starts empty and stays in memory to the end; only the states are wanted.
     folder = BatchFold(_nothing, _nothing, states_only=True)
-    count = 0
-    async for record in reader.read(start):
-        if until is not None and record.offset >= until.get(record.partition, 0):
-            continue
-        folder.add(record)
-        count += 1
-        if count % CHUNK == 0 and progress is not None:
-            progress.advance(CHUNK)
+    async for batch in reader.read_batches(start):
+        records = batch if until is None else [r for r in batch if r.offset < until.get(r.partition, 0)]
+        folder.add_all(records)
+        if progress is not None:
+            progress.advance(len(records))
     if progress is not None:
-        progress.advance(count % CHUNK)
         progress.finish()
     return ReadModel.of_states(sorted(folder.take_states().items()))
 
@@ -161,17 +156,12 @@ class _VersionBuild:
             # The working copies stay between fills and catch-up rounds: only this replay writes this version.
             self._folder = BatchFold(self._stored_state, self._stored_seen, keep=KEEP)
         folder = self._folder
-        count = 0
-        async for record in reader.read(start):
-            folder.add(record)
-            count += 1
-            if count % CHUNK == 0:
-                if progress is not None:
-                    progress.advance(CHUNK)
-                if folder.touched >= FILL_KEYS:
-                    self._fill(folder)
-        if progress is not None:
-            progress.advance(count % CHUNK)
+        async for batch in reader.read_batches(start):
+            folder.add_all(batch)
+            if progress is not None:
+                progress.advance(len(batch))
+            if folder.touched >= FILL_KEYS:
+                self._fill(folder)
         self._fill(folder)
 
     def _stored_state(self, key: str) -> bytes | None:

@@ -15,6 +15,7 @@ from schemas.event import epoch_ms
 from streams.embedded import StateDb
 from streams.generations import GenerationControl, changelog_topic
 from tajo_events.embedded import LOG_FILE, STATE_FILE
+from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.replay import PARTITION, Progress, rebuild, replay_embedded, verify
 from tajo_events.settings import PipelineSettings
 
@@ -57,6 +58,7 @@ def start_of(args: argparse.Namespace) -> ReadStart:
 def run_replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
     """Runs the command; 0 when done (or equal), 1 when `--verify` found differences."""
     start = start_of(args)
+    tune_for_folding()
     if args.verify and (start.offsets is not None or start.at_ms is not None):
         raise ConfigError(
             "--verify compares a rebuild from the start of the log: drop --from-offset/--from-time"

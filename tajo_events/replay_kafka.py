@@ -44,12 +44,11 @@ class _Build:
     async def fold(self, reader: KafkaLogReader, start: ReadStart, progress: Progress | None) -> None:
         head = await reader.head()
         folder = BatchFold(self.states.get, self.seen.get)
-        async for record in reader.read(start):
-            if record.offset >= head.get(record.partition, 0):
-                continue
-            folder.add(record)
+        async for fetched in reader.read_batches(start):
+            records = [record for record in fetched if record.offset < head.get(record.partition, 0)]
+            folder.add_all(records)
             if progress is not None:
-                progress.advance()
+                progress.advance(len(records))
         batch = folder.take()
         self.states.update(batch.states)
         self.seen.update(batch.seen)

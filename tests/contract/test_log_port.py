@@ -93,6 +93,14 @@ def whole(read: list[LoggedRecord]) -> Counter[tuple[bytes, bytes]]:
     return Counter((record.key, record.value) for record in read)
 
 
+def by_partition(read: list[LoggedRecord]) -> dict[int, list[LoggedRecord]]:
+    """The records of each partition in the order read (partitions may interleave differently)."""
+    grouped: dict[int, list[LoggedRecord]] = {}
+    for record in read:
+        grouped.setdefault(record.partition, []).append(record)
+    return grouped
+
+
 def sent(appended: list[LogRecord]) -> Counter[tuple[bytes, bytes]]:
     return Counter((record.key, record.value) for record in appended)
 
@@ -209,3 +217,30 @@ async def test_appends_after_a_restart_keep_the_earlier_records(log: LogUnderTes
     expected = records("old", 5) + records("restarted", 3) + records("reopened", 2)
     assert whole(await log.read()) == sent(expected)
     assert await log.size() == 10
+
+
+@pytest.mark.parametrize("log", ADAPTERS, indirect=True)
+async def test_batches_hold_what_a_read_gives_in_the_same_order(log: LogUnderTest) -> None:
+    appended = records("paged", 2_500, keys=50)  # more than one page of the embedded log
+    for first in range(0, len(appended), 500):
+        await log.log.append(appended[first : first + 500])
+    position = {partition: end // 2 for partition, end in (await log.reader.head()).items()}
+
+    for start in (ReadStart(), ReadStart(offsets=position)):
+        batches = [list(batch) async for batch in log.reader.read_batches(start)]
+        assert len(batches) > 1
+        assert all(batches)
+        assert by_partition([record for batch in batches for record in batch]) == by_partition(
+            await log.read(start)
+        )
+
+
+@pytest.mark.parametrize("log", ADAPTERS, indirect=True)
+async def test_a_read_left_after_its_first_batch_leaves_the_log_readable(log: LogUnderTest) -> None:
+    appended = records("left", 2_500, keys=50)
+    await log.log.append(appended)
+    async for _ in log.reader.read_batches(ReadStart()):
+        break  # the embedded log is reading the next page ahead meanwhile
+
+    await log.log.append(records("after", 3))
+    assert whole(await log.read()) == sent(appended + records("after", 3))
