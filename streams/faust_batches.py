@@ -21,6 +21,7 @@ batch's writes were acknowledged by the broker.
 """
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ _FETCHING = "FETCHING"
 # the others' next records for up to 1.5 s per fetch (measured: 1.0-1.2 s stalls between batches).
 # New records still end a fetch at once; only a fetch with nothing to return waits this long.
 FETCH_MAX_WAIT_MS = 100
+# Batches being written at once: one folded while the one before waits for its acknowledgements.
+WRITING = 2
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -69,7 +72,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with batched delivery for the topics that have a batch handler."""
 
-    _writing: "asyncio.Future[None] | None" = None  # the previous batch's writes and acks, if pending
+    _writing: "collections.deque[asyncio.Future[None]] | None" = None  # batches being written, oldest first
 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -135,22 +138,26 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             read_offset[tp] = offset
 
     async def _deliver(self, handler: BatchHandler, records: list[Any], generation: int) -> None:
-        """Hands a batch over; its offsets are acknowledged once its writes are.
+        """Hands a batch over; its offsets are acknowledged once its writes, and those before, are.
 
-        The writes of a batch are waited for while the next batch is fetched (the consumer thread
-        unpacks the records meanwhile) and before that batch is handed over: at most one batch is
-        being written, and offsets are acknowledged in order.
+        Batches overlap: while one batch's writes wait for the broker, the next is fetched and
+        folded (its own writes go out once the earlier ones are acknowledged: see `TableFold`). At
+        most `WRITING` batches are being written at once, and offsets are acknowledged in order.
 
         A batch fetched before a rebalance began is dropped unhandled: its partitions may be moving,
         and whoever owns them next reads them from the committed offsets. From the moment a batch is
-        handed over until its writes are acknowledged, a marker stands in Faust's set of messages
+        handed over until its offsets are acknowledged, a marker stands in Faust's set of messages
         in flight, so a rebalance or a stop waits for it (Faust's `wait_empty`).
         """
         if not records or not self._current(generation):
             return
-        await self._settle()
+        writing = self._writing
+        if writing is None:
+            writing = self._writing = collections.deque()
+        while len(writing) >= WRITING:
+            await writing.popleft()  # raises the error of a failed write: the drain loop stops
         if not self._current(generation):
-            return  # a rebalance began while the previous batch was being written
+            return  # a rebalance began meanwhile
         in_flight = _InFlight()
         self._unacked_messages.add(in_flight)  # type: ignore[arg-type]  # stands in for the batch's messages
         try:
@@ -158,17 +165,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         except BaseException:
             self._release(in_flight)
             raise
-        self._writing = asyncio.ensure_future(self._finish(in_flight, handled))
+        earlier = writing[-1] if writing else None
+        writing.append(asyncio.ensure_future(self._finish(in_flight, handled, earlier)))
 
-    async def _settle(self) -> None:
-        """Waits for the previous batch's writes; raises their error, if any."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
-
-    async def _finish(self, in_flight: "_InFlight", handled: Handled) -> None:
-        """Once the batch's writes are acknowledged, acknowledges its offsets (and commits them)."""
+    async def _finish(
+        self, in_flight: "_InFlight", handled: Handled, earlier: "asyncio.Future[None] | None"
+    ) -> None:
+        """Once the batch's writes and the earlier batch's are acknowledged, acknowledges its offsets."""
         try:
+            if earlier is not None:
+                await asyncio.shield(earlier)  # its error is its own to report; this batch waits
             await handled.written
         except BaseException as error:
             self._release(in_flight)
@@ -179,11 +185,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 log.error("a batch's writes failed, crashing the worker: %r", error)
                 await self.app.crash(error)
             raise
-        by_tp: dict[Any, list[int]] = {}
+        by_tp: dict[tuple[str, int], list[int]] = {}
         for record in handled.done:
-            by_tp.setdefault(TP(record.topic, record.partition), []).append(record.offset)
-        for tp, offsets in by_tp.items():
-            self._ack_offsets(tp, offsets)
+            by_tp.setdefault((record.topic, record.partition), []).append(record.offset)
+        for (topic, partition), offsets in by_tp.items():
+            self._ack_offsets(TP(topic, partition), offsets)
         self._release(in_flight)
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
