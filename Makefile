@@ -36,11 +36,10 @@ unit: $(STAMP) ## only the unit tests (no I/O)
 kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
 	$(BIN)/tajo-events kafka --port 9092
 
-bench: $(STAMP) ## ingest vs a bare handler; replay rates; the Kafka fold vs a raw read, memory per customer; webhook-to-view latency (Kafka twice: broker on the servers' core, then free to use both)
+bench: $(STAMP) ## ingest vs a bare handler; replay rates; the Kafka fold vs a raw read, memory per customer; webhook-to-view latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.latency
-	$(BIN)/python -m bench.latency --setup kafka --unpinned-broker
 	$(BIN)/python -m bench.fold_kafka
 
 schemas: $(STAMP) ## re-export the JSON Schema files from the models

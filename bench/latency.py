@@ -1,6 +1,6 @@
 """End-to-end latency: from a webhook's 200 to its effect in `GET /customers/{address}`.
 
-    python -m bench.latency [--rate 1000] [--seconds 30] [--setup both|embedded|kafka]
+    python -m bench.latency [--rate 1000] [--seconds 30] [--warmup-s 10] [--setup both|embedded|kafka]
                             [--sample-every 10] [--poll-ms 5] [--timeout-s 10] [--drain-s 30]
                             [--no-pin | --server-cpu N --bench-cpu M] [--unpinned-broker] [--keep]
 
@@ -12,7 +12,10 @@ Two setups, one after the other, each on fresh data:
     processes, on KAFKA_BOOTSTRAP_SERVERS when set, else on a local broker (`LocalKafka`) started
     here and stopped at the end, with a fresh app id and topics.
 
-The load is open loop: event i is posted at t0 + i/rate whatever the earlier answers, over a bounded
+Before the measured run, the same load runs for `--warmup-s` seconds and is not counted (its own
+line says how it went): the first seconds of a fresh setup are slower (the JVM broker compiles
+its hot paths, each process's first requests take their slow paths), and the bar is about a steady
+load. The load is open loop: event i is posted at t0 + i/rate whatever the earlier answers, over a bounded
 pool of connections. Each event is a signed single-event `delivered` webhook for one customer, so
 the customer's `channels.email.counts.delivered` goes up by one. Every `--sample-every`-th event is
 watched: it goes to a customer that gets no other traffic while it is watched, so the count it must
@@ -30,6 +33,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -496,6 +500,7 @@ class Options:
     poll_budget: float
     timeout: float
     drain: float
+    warmup: float = 0.0  # seconds of the same load before the measured run, not counted
 
 
 @dataclass
@@ -732,6 +737,16 @@ async def measure(target: Target, placement: Placement, options: Options) -> Run
         print(f"ready in {time.perf_counter() - began:.1f} s (health, then {warmup} warm-up events visible)")
         for line in placement_lines(target, placement):
             print(line)
+        if options.warmup > 0:
+            print(f"warming up: {options.rate:g} events/s for {options.warmup:g} s (not counted)", flush=True)
+            warm = await LoadGenerator(
+                target, dataclasses.replace(options, seconds=options.warmup), posts, reads
+            ).run()
+            warmup += warm.ok
+            print(
+                f"  warm-up          200s {warm.ok} of {warm.sent}; 200 -> visible"
+                f" {_spread([s.latency for s in warm.samples], options.timeout)}"
+            )
         print(f"measuring: {options.rate:g} events/s for {options.seconds:g} s ...", flush=True)
         cpu_before = _cpu_snapshot(target)
         load_before = os.getloadavg()[0]
@@ -776,13 +791,13 @@ def _spread(values: list[float], timeout: float | None = None) -> str:
     )
 
 
-def _by_fifth(result: Run) -> str:
-    """The p50 latency of the samples sent in each fifth of the schedule: a growing backlog shows here."""
+def _by_fifth(result: Run, quantile: float = 0.5) -> str:
+    """A percentile of the samples sent in each fifth of the schedule: a growing backlog shows here."""
     total = max(result.sent, 1)
     fifths: list[list[float]] = [[] for _ in range(5)]
     for sample in result.samples:
         fifths[min(4, sample.index * 5 // total)].append(sample.latency)
-    return " / ".join(ms(percentile(values, 0.5), result.options.timeout) for values in fifths)
+    return " / ".join(ms(percentile(values, quantile), result.options.timeout) for values in fifths)
 
 
 def _accepted_line(result: Run) -> str:
@@ -848,6 +863,7 @@ def report(name: str, result: Run) -> list[str]:
         f"  200 -> visible   {_spread(latencies, options.timeout)}"
         f" (timeouts rank above every visible sample)",
         f"  p50 by fifth     {_by_fifth(result)} ms (samples by send time: a growing backlog rises here)",
+        f"  p99 by fifth     {_by_fifth(result, 0.99)} ms",
         f"  polls            {result.polls} ({poll_rate:.0f}/s; at most {result.most_outstanding} samples"
         f" watched at once); poll round trip {_spread(result.poll_rtts)};"
         f" problems {dict(result.poll_problems) or 0}",
@@ -921,6 +937,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the load")
     parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=10.0,
+        help="the same load first, not counted: the JVM broker compiles its hot paths (10)",
+    )
+    parser.add_argument(
         "--setup", choices=["both", "embedded", "kafka"], default="both", help="what to measure"
     )
     parser.add_argument("--sample-every", type=int, default=10, help="watch every n-th event")
@@ -968,6 +990,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_budget=args.poll_budget,
         timeout=args.timeout_s,
         drain=args.drain_s,
+        warmup=args.warmup_s,
     )
     placement = choose_placement(args)
     print(

@@ -28,6 +28,7 @@ from streams.stall import watch_for_stalls
 from streams.table_fold import TableFold
 
 EFFECTS_TABLE = "effects"
+COMMIT_EVERY = 5_000
 __all__ = ["ENGAGEMENT_TABLE", "TableDoneLog", "WorkerSettings", "create_effects_app", "create_faust_app"]
 
 
@@ -127,11 +128,12 @@ def _app(settings: WorkerSettings, app_id: str, **options: Any) -> faust.App:
 def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
     """The fold's Faust app, under the app id of its generation. Returns the app and the actions topic."""
     app_id = fold_app_id(settings.app_id, settings.generation)
-    # Offsets are committed after every batch (a batch is already up to thousands of events under
-    # load): a restart or a hand-over then re-reads at most one batch, not Faust's default 10,000.
     # A fetch brings up to 4 MB per partition (Faust's default is 1 MB, some 2,000 events): under a
     # backlog a batch then holds more of each key's events, and each key is written once per batch.
-    app = _app(settings, app_id, broker_commit_every=1, consumer_max_fetch_size=4 * 1024**2)
+    # Offsets are committed once COMMIT_EVERY events were acknowledged: after every batch under a
+    # backlog, every few seconds (Faust's commit interval) under light traffic, where a commit per
+    # small batch would only add work for the broker.
+    app = _app(settings, app_id, broker_commit_every=COMMIT_EVERY, consumer_max_fetch_size=4 * 1024**2)
     use_batching_transport(app)
     events = app.topic(
         settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
