@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY ingest ingest
+COPY domain domain
 COPY streams streams
 COPY projections projections
 COPY eventlog eventlog

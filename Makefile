@@ -23,9 +23,10 @@ run: $(STAMP) ## run the whole pipeline on one machine (tajo-events serve)
 test: $(STAMP) lint typecheck ## lint, type-check and run every test suite (starts a real Kafka broker)
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check; import contracts (the domain imports no runtime: pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy in strict mode over code and tests
 	$(BIN)/mypy

@@ -48,11 +48,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import JsonValue
 
+from eventlog.generations import fold_app_id
 from eventlog.kafka import ensure_topics
 from eventlog.kafka_reader import committed_offsets
 from schemas.brevo import canonicalize_all
 from schemas.event import CanonicalEvent, encode_event
-from streams.generations import fold_app_id
 from tajo_events.kafka_local import LocalKafka
 from tests.payloads import brevo_email
 

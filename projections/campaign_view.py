@@ -4,8 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from domain.state import CampaignCounts, CampaignState
 from projections.common import FROZEN, iso, rate
-from streams.state import CampaignCounts, CampaignState
 
 TAG_PREFIX = "tag:"
 

@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from domain.score import effective_opens, tier_for
+from domain.state import CustomerState
 from projections.common import FROZEN, iso, latest, rate
 from projections.feed_view import AlertView, InboxView, alert_view, inbox_view, merged_alerts, merged_inbox
-from streams.score import effective_opens, tier_for
-from streams.state import CustomerState
 
 EmailStatus = Literal["active", "invalid", "spam_reported", "unsubscribed", "none"]
 SmsStatus = Literal["ok", "failing", "unsubscribed", "none"]

@@ -4,8 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from domain.state import Alert, CustomerState, InboxMessage
 from projections.common import FROZEN, iso, latest
-from streams.state import Alert, CustomerState, InboxMessage
 
 SuppressionReason = Literal["invalid", "spam_reported", "unsubscribed"]
 

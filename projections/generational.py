@@ -11,11 +11,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from eventlog.generations import GenerationControl, changelog_topic, fold_app_id
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from projections.changelog import ChangelogFeeder
 from projections.holder import ProjectionHolder
 from projections.store import ReadModel
-from streams.generations import GenerationControl, changelog_topic, fold_app_id
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Generic, TypeVar
 
-from streams.state import CampaignCounts
+from domain.state import CampaignCounts
 
 T = TypeVar("T")
 SUMMED = ("delivered", "opens", "clicks", "bounces", "spam", "unsubscribes")

@@ -14,11 +14,7 @@ from typing import Protocol
 import orjson
 from pydantic import ValidationError
 
-from projections.campaign_view import CampaignStats, campaign_stats
-from projections.customer_view import CustomerView, customer_view
-from projections.feed_view import AlertView, InboxView, Suppression, alert_view, inbox_view, suppression_of
-from projections.indices import CampaignTotals, Feed, Links
-from streams.state import (
+from domain.state import (
     CAMPAIGN_KEY_PREFIX,
     Alert,
     CampaignCounts,
@@ -28,6 +24,10 @@ from streams.state import (
     decode_campaign,
     decode_state,
 )
+from projections.campaign_view import CampaignStats, campaign_stats
+from projections.customer_view import CustomerView, customer_view
+from projections.feed_view import AlertView, InboxView, Suppression, alert_view, inbox_view, suppression_of
+from projections.indices import CampaignTotals, Feed, Links
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The Faust apps: the fold (agents decode, fold and store; actions go to their own topic) and the effector.
 
-The fold runs under its generation's app id (see `streams.generations`); the effector under an app
+The fold runs under its generation's app id (see `eventlog.generations`); the effector under an app
 id of its own, so that a replay's switch of generations does not reset what it has carried out.
 """
 
@@ -11,12 +11,8 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from eventlog.kafka_writer import PartitionWriter
-from streams.actions import decode_action
-from streams.brevo_api import BrevoSettings, HttpBrevoApi
-from streams.effector import Effector, Outcome
-from streams.faust_batches import batch_topic, use_batching_transport
-from streams.generations import (
+from domain.actions import decode_action
+from eventlog.generations import (
     ENGAGEMENT_TABLE,
     SEEN_TABLE,
     changelog_topic,
@@ -24,6 +20,10 @@ from streams.generations import (
     fold_app_id,
     seen_changelog_topic,
 )
+from eventlog.kafka_writer import PartitionWriter
+from streams.brevo_api import BrevoSettings, HttpBrevoApi
+from streams.effector import Effector, Outcome
+from streams.faust_batches import batch_topic, use_batching_transport
 from streams.stall import watch_for_stalls
 from streams.table_fold import TableFold
 

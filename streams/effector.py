@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from streams.actions import Action, ActionKind
+from domain.actions import Action, ActionKind
 from streams.brevo_api import BrevoApi, BrevoPermanentError, BrevoSettings, BrevoTemporaryError
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from domain.actions import Action, decode_action, encode_action
+from domain.batch import Batch, BatchFold
 from eventlog.port import LoggedRecord, LogReader, ReadStart
-from streams.actions import Action, decode_action, encode_action
-from streams.batch import Batch, BatchFold
 from streams.effector import Effector, Outcome
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class StateDb:
         return bytes(row[0]) if row else None
 
     def seen(self, key: str, version: int | None = None) -> bytes | None:
-        """The recent event ids of a key (see `streams.dedup`)."""
+        """The recent event ids of a key (see `domain.dedup`)."""
         row = self._db.execute(
             "SELECT value FROM seen_rows WHERE version = ? AND key = ?", (self._v(version), key)
         ).fetchone()

@@ -5,7 +5,7 @@ For each batch the agent hands over, `TableFold`:
    expects, kept in the `seen` table's changelog with the batch's writes). A record past it means
    records were skipped upstream (Faust around a rebalance): the partition is rewound to the
    expected offset and the records are folded from there. A record before it was folded already.
-2. folds the records in order with the batch core (`streams.batch`);
+2. folds the records in order with the batch core (`domain.batch`);
 3. sets each touched key's state (with its position), its recent ids and each partition's tracking
    record in the stores in memory, then publishes the batch's actions, waits for their
    acknowledgements, writes the rest to the tables' changelogs and waits once for all
@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from domain.actions import encode_action
+from domain.batch import Batch, BatchFold, Record, decode_position, encode_position, position_key
 from eventlog.kafka_writer import KeyValue, PartitionWriter
-from streams.actions import encode_action
-from streams.batch import Batch, BatchFold, Record, decode_position, encode_position, position_key
 from streams.faust_batches import Handled
 
 log = logging.getLogger(__name__)

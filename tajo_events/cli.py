@@ -86,7 +86,7 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
     brevo = BrevoSettings.from_env(os.environ)
     asyncio.run(_prepare_topics(pipeline))
     if role == "supervisor":
-        from streams.generations import GenerationControl
+        from eventlog.generations import GenerationControl
         from tajo_events.supervisor import supervise
 
         control = GenerationControl(pipeline.require_kafka(), pipeline.app_id, pipeline.replication_factor)

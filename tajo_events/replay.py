@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from domain.actions import Action
+from domain.batch import BatchFold
 from eventlog.port import LogReader, ReadStart
 from projections.store import ReadModel
-from streams.actions import Action
-from streams.batch import BatchFold
 from streams.embedded import StateDb
 
 PARTITION = 0  # the embedded log has one partition

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from eventlog.generations import GenerationControl, changelog_topic
 from eventlog.kafka_reader import KafkaLogReader
 from eventlog.port import ReadStart
 from eventlog.sqlite import SqliteEventLog
@@ -13,7 +14,6 @@ from ingest.config import ConfigError
 from projections.store import ReadModel
 from schemas.event import epoch_ms
 from streams.embedded import StateDb
-from streams.generations import GenerationControl, changelog_topic
 from tajo_events.embedded import LOG_FILE, STATE_FILE
 from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.replay import PARTITION, Progress, rebuild, replay_embedded, verify

@@ -19,11 +19,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+from domain.actions import Action, encode_action
+from domain.batch import BatchFold, encode_position, position_key
+from eventlog.generations import GenerationControl, changelog_topic, fold_app_id, seen_changelog_topic
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import ReadStart
-from streams.actions import Action, encode_action
-from streams.batch import BatchFold, encode_position, position_key
-from streams.generations import GenerationControl, changelog_topic, fold_app_id, seen_changelog_topic
 from tajo_events.replay import Progress, count_records
 from tajo_events.settings import PipelineSettings
 

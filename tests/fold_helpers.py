@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 import orjson
 from pydantic import JsonValue
 
+from domain.actions import Action
+from domain.batch import BatchFold
+from domain.fold import initial_state
+from domain.state import CustomerState, decode_state
 from eventlog.port import LoggedRecord
 from schemas.brevo import canonicalize_all
 from schemas.event import CanonicalEvent, encode_event
-from streams.actions import Action
-from streams.batch import BatchFold
-from streams.fold import initial_state
-from streams.state import CustomerState, decode_state
 
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaError
 from pydantic import JsonValue
 
+from domain.batch import BatchFold
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
 from eventlog.port import LoggedRecord, ReadStart
 from eventlog.sqlite import SqliteEventLog
@@ -38,7 +39,6 @@ from projections.store import ReadModel
 from schemas.brevo import canonicalize_all, split_body
 from schemas.event import CanonicalEvent, decode_event, encode_event
 from schemas.event_types import EventType
-from streams.batch import BatchFold
 from streams.embedded import EmbeddedRunner
 from tajo_events.embedded import create_embedded_app
 from tests.coverage_table import CAMPAIGN_EVENTS, INBOUND_BODY, ROWS, UNKNOWN_EVENTS

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from streams.actions import Action, ActionKind, make_action
+from domain.actions import Action, ActionKind, make_action
 from streams.brevo_api import BrevoPermanentError, BrevoSettings, BrevoTemporaryError, HttpBrevoApi
 from streams.effector import Effector, MemoryDoneLog, Outcome, RetryPolicy
 from tests.fakes.brevo_server import FakeBrevo

@@ -8,9 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from projections.api import ApiSettings, create_app, normalize_address
-from projections.store import ReadModel
-from streams.state import (
+from domain.state import (
     Alert,
     CampaignCounts,
     CampaignState,
@@ -21,6 +19,8 @@ from streams.state import (
     encode_campaign,
     encode_state,
 )
+from projections.api import ApiSettings, create_app, normalize_address
+from projections.store import ReadModel
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

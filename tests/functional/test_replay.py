@@ -11,10 +11,10 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from domain.state import decode_state, encode_state
 from ingest.auth import sign
 from projections.api import VERSION_HEADER
 from streams.embedded import StateDb
-from streams.state import decode_state, encode_state
 from tajo_events.embedded import STATE_FILE, create_embedded_app
 from tests.payloads import Raw, brevo_email
 from tests.processes import eventually, run_command

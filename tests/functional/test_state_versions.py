@@ -3,8 +3,8 @@
 import sqlite3
 from pathlib import Path
 
-from streams.actions import Action, ActionKind, make_action
-from streams.batch import Batch, PlacedAction
+from domain.actions import Action, ActionKind, make_action
+from domain.batch import Batch, PlacedAction
 from streams.embedded import StateDb, VersionChanged
 
 

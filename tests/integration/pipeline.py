@@ -9,9 +9,9 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from eventlog.generations import effects_app_id
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from ingest.auth import sign
-from streams.generations import effects_app_id
 from tests.processes import ChildProcess
 
 SECRET = b"pipeline-secret"

@@ -7,11 +7,11 @@ from typing import TypeVar
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from domain.state import CustomerState, decode_state, encode_state
+from eventlog.generations import effects_app_id
 from eventlog.kafka_reader import KafkaLogReader
 from eventlog.port import ReadStart
 from projections.api import VERSION_HEADER
-from streams.generations import effects_app_id
-from streams.state import CustomerState, decode_state, encode_state
 from tests.fakes.brevo_server import FakeBrevo
 from tests.integration.pipeline import API_TOKEN, PARTITIONS, Pipeline
 from tests.payloads import Raw, brevo_email

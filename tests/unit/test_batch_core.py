@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.batch import Batch, BatchFold
+from domain.dedup import HORIZON_MS, SeenEvents
+from domain.state import decode_state, offset_of, untracked
 from eventlog.port import LoggedRecord
 from schemas.brevo import canonicalize_all
 from schemas.event import CanonicalEvent, encode_event
-from streams.batch import Batch, BatchFold
-from streams.dedup import HORIZON_MS, SeenEvents
-from streams.state import decode_state, offset_of, untracked
 from tests.payloads import brevo_email
 
 ADDRESS = "heavy@example.com"

@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
+from domain.batch import BatchFold
 from eventlog.port import LoggedRecord
 from projections.store import ReadModel
 from schemas.brevo import canonicalize_all
 from schemas.event import CanonicalEvent, encode_event
 from schemas.event_types import EventType
-from streams.batch import BatchFold
 from tests.coverage_table import CAMPAIGN_EVENTS, ROWS, UNKNOWN_EVENTS
 from tests.fold_helpers import RECEIVED
 from tests.payloads import brevo_email, brevo_sms, seed_email
@@ -228,20 +228,10 @@ def served(model: ReadModel) -> list[bytes]:
 
 # -- (c) no clock, randomness, environment or process identity in the fold and projection modules
 
-FOLD_MODULES = [
-    ROOT / "streams" / name
-    for name in (
-        "fold.py",
-        "campaign_fold.py",
-        "state.py",
-        "score.py",
-        "payload.py",
-        "batch.py",
-        "dedup.py",
-        "events.py",
-    )
-] + sorted(p for p in (ROOT / "projections").glob("*.py") if p.name not in {"api.py", "changelog.py"})
-PROJECT_PACKAGES = ("streams", "projections", "schemas")
+FOLD_MODULES = sorted((ROOT / "domain").glob("*.py")) + sorted(
+    p for p in (ROOT / "projections").glob("*.py") if p.name not in {"api.py", "changelog.py"}
+)
+PROJECT_PACKAGES = ("domain", "streams", "projections", "schemas")
 FORBIDDEN_MODULES = frozenset({"time", "random", "uuid", "secrets"})
 FORBIDDEN_ATTRIBUTES = frozenset(
     {"now", "utcnow", "today", "environ", "environb", "getenv", "getenvb", "urandom", "getpid"}
@@ -312,7 +302,7 @@ def test_the_fold_and_projection_modules_read_no_clock_randomness_or_environment
     assert {
         ROOT / "schemas" / "event.py",
         ROOT / "schemas" / "brevo.py",
-        ROOT / "streams" / "actions.py",
+        ROOT / "domain" / "actions.py",
     } <= checked
     assert ROOT / "projections" / "api.py" not in checked
 

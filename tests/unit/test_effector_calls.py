@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams.actions import Action, ActionKind, make_action
+from domain.actions import Action, ActionKind, make_action
 from streams.brevo_api import DEFAULT_BASE_URL, BrevoSettings
 from streams.effector import HELP_TAG, BlacklistSms, InvalidAction, RetryPolicy, SendSms, brevo_call_for
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.actions import ActionKind
+from domain.dedup import HORIZON_MS
+from domain.fold import fold_all, initial_state, step
+from domain.score import CLICK_POINTS, MAX_SCORE, OPEN_POINTS, engagement_score, tier_for
+from domain.state import decode_state, encode_state
 from schemas.event import CanonicalEvent, epoch_ms
 from schemas.event_types import EventType
-from streams.actions import ActionKind
-from streams.dedup import HORIZON_MS
-from streams.fold import fold_all, initial_state, step
-from streams.score import CLICK_POINTS, MAX_SCORE, OPEN_POINTS, engagement_score, tier_for
-from streams.state import decode_state, encode_state
 from tests.fold_helpers import event_of, fold_log, run
 from tests.payloads import brevo_email, brevo_sms, seed_email
 

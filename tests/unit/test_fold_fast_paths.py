@@ -17,17 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
-from eventlog.port import LoggedRecord, LogRecord, ReadStart
-from eventlog.sqlite import SqliteEventLog
-from projections.store import ReadModel
-from schemas.brevo import canonicalize_all
-from schemas.event import CanonicalEvent, encode_event, epoch_ms
-from schemas.event_types import EventType
-from streams.batch import BatchFold
-from streams.dedup import HORIZON_MS, SeenEvents
-from streams.embedded import StateDb
-from streams.events import FoldEvent, UndecodableEvent, decode_fold_event
-from streams.state import (
+from domain.batch import BatchFold
+from domain.dedup import HORIZON_MS, SeenEvents
+from domain.events import FoldEvent, UndecodableEvent, decode_fold_event
+from domain.state import (
     Alert,
     CampaignCounts,
     CustomerState,
@@ -38,6 +31,13 @@ from streams.state import (
     encode_state,
     untracked,
 )
+from eventlog.port import LoggedRecord, LogRecord, ReadStart
+from eventlog.sqlite import SqliteEventLog
+from projections.store import ReadModel
+from schemas.brevo import canonicalize_all
+from schemas.event import CanonicalEvent, encode_event, epoch_ms
+from schemas.event_types import EventType
+from streams.embedded import StateDb
 from tajo_events import replay
 from tests.fold_helpers import RECEIVED, records_of
 from tests.payloads import brevo_email, brevo_sms

@@ -7,11 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from projections.common import iso
-from projections.customer_view import Channel, EmailStatus, SmsStatus, preferred_channel
-from projections.store import ReadModel
-from projections.views import campaign_stats, customer_view, suppression_of
-from streams.state import (
+from domain.state import (
     Alert,
     CampaignCounts,
     CampaignState,
@@ -22,6 +18,10 @@ from streams.state import (
     encode_campaign,
     encode_state,
 )
+from projections.common import iso
+from projections.customer_view import Channel, EmailStatus, SmsStatus, preferred_channel
+from projections.store import ReadModel
+from projections.views import campaign_stats, customer_view, suppression_of
 
 STATES = TypeAdapter(CustomerState)
 EMAIL = "jane@example.com"

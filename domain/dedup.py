@@ -9,7 +9,7 @@ An event is a duplicate when an earlier log record of the same key had its id wi
 The rule reads only the key's own events in log order, so it decides the same way on every log,
 whatever the partitioning or the batching; an entry that left the horizon can never count again,
 so dropping it from storage changes no decision. A re-read of the same record (same offset) after a
-crash is not a duplicate of itself: the state's own position (`streams.state.tracked`) says whether
+crash is not a duplicate of itself: the state's own position (`domain.state.tracked`) says whether
 that record was folded already.
 """
 

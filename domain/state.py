@@ -4,9 +4,9 @@ Times are epoch milliseconds of the events' `occurred_at`. A status that can fli
 event time of its last change (`*_at`) so that an older event arriving late cannot undo a newer one.
 
 States are plain slotted dataclasses: the batch fold decodes a key's state once per batch, changes
-that private copy in place for each of the key's events, and encodes it once (see `streams.batch`).
+that private copy in place for each of the key's events, and encodes it once (see `domain.batch`).
 `copy()` gives an independent copy for callers that keep the original (the pure `step`).
-Duplicate detection lives beside the state (`streams.dedup`), so a state's size does not grow with
+Duplicate detection lives beside the state (`domain.dedup`), so a state's size does not grow with
 its event count.
 """
 

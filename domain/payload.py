@@ -3,7 +3,7 @@
 import orjson
 from pydantic import JsonValue
 
-from streams.events import FoldEvent
+from domain.events import FoldEvent
 
 _TEXT_KEYS = ("text", "reply", "message", "content", "body")
 

@@ -1,6 +1,6 @@
 """The batch fold: one core for every runtime that folds the log (Faust agent, embedded runner, replays).
 
-It takes log records in order, folds each key's events with the pure handlers of `streams.fold`, and
+It takes log records in order, folds each key's events with the pure handlers of `domain.fold`, and
 hands back, per batch, the last state of each key touched (encoded once, with the offset of the
 last event folded into it), each touched key's recent event ids, the actions the events asked for
 and the next offset of each partition.
@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from streams.actions import Action
-from streams.campaign_fold import apply_campaign, initial_campaign
-from streams.dedup import HORIZON_MS, SeenEvents
-from streams.events import FoldEvent, decode_fold_event
-from streams.fold import HANDLERS, initial_state
-from streams.state import (
+from domain.actions import Action
+from domain.campaign_fold import apply_campaign, initial_campaign
+from domain.dedup import HORIZON_MS, SeenEvents
+from domain.events import FoldEvent, decode_fold_event
+from domain.fold import HANDLERS, initial_state
+from domain.state import (
     CAMPAIGN_KEY_PREFIX,
     CampaignState,
     CustomerState,

@@ -2,10 +2,10 @@
 
 from typing import Literal
 
+from domain.events import FoldEvent
+from domain.payload import campaign_name
+from domain.state import CampaignState, campaign_key
 from schemas.event_types import EventType
-from streams.events import FoldEvent
-from streams.payload import campaign_name
-from streams.state import CampaignState, campaign_key
 
 STATUS: dict[EventType, Literal["started", "paused", "finished"]] = {
     EventType.CAMPAIGN_STARTED: "started",

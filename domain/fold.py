@@ -3,28 +3,28 @@
 A handler (`on_*`) brings a state it owns up to date with one event, in place, and returns the
 actions the event asks for; side effects are returned as actions, never performed here. `step` is
 the pure form, `step(state, event) -> (state, actions)`, leaving its argument untouched; the batch
-fold (`streams.batch`) applies handlers to its own private copy of each key's state, so a batch of
+fold (`domain.batch`) applies handlers to its own private copy of each key's state, so a batch of
 events costs one decode and one encode per key instead of one copy per event.
-Duplicates are recognized beside the state (`streams.dedup`), not here.
+Duplicates are recognized beside the state (`domain.dedup`), not here.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from schemas.brevo import contact_phone, normalize_email
-from schemas.event import CanonicalEvent
-from schemas.event_types import EventType as T
-from streams import payload
-from streams.actions import Action, ActionKind, make_action
-from streams.events import FoldEvent
-from streams.score import engagement_score
-from streams.state import (
+from domain import payload
+from domain.actions import Action, ActionKind, make_action
+from domain.events import FoldEvent
+from domain.score import engagement_score
+from domain.state import (
     FEED_WINDOW,
     Alert,
     CampaignCounts,
     CustomerState,
     InboxMessage,
 )
+from schemas.brevo import contact_phone, normalize_email
+from schemas.event import CanonicalEvent
+from schemas.event_types import EventType as T
 
 STOP_WORDS = frozenset({"stop", "unsubscribe"})
 HELP_WORDS = frozenset({"help", "info"})
