@@ -216,6 +216,11 @@ _OFFSET = struct.Struct(">q")
 _HEADER = len(_TRACKED) + _OFFSET.size
 
 
+def canonical_state(state: CustomerState) -> bytes:
+    """The state as JSON with every object's keys sorted: equal states, equal bytes (for digests)."""
+    return orjson.dumps(_plain(state), option=orjson.OPT_SORT_KEYS)
+
+
 def encode_state(state: CustomerState) -> bytes:
     """The state as compact JSON bytes: `orjson.dumps(state)`, byte for byte.
 
