@@ -6,6 +6,7 @@ COPY schemas schemas
 COPY ingest ingest
 COPY domain domain
 COPY streams streams
+COPY replay replay
 COPY projections projections
 COPY eventlog eventlog
 COPY tajo_events tajo_events

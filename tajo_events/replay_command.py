@@ -2,21 +2,17 @@
 
 import argparse
 import asyncio
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
-from eventlog.generations import GenerationControl, changelog_topic
-from eventlog.kafka_reader import KafkaLogReader
 from eventlog.port import ReadStart
-from eventlog.sqlite import SqliteEventLog
+from eventlog.sqlite import PARTITION
 from ingest.config import ConfigError
-from projections.store import ReadModel
+from replay.core import Progress
+from replay.embedded import run_embedded
+from replay.kafka import KafkaReplaySettings, replay_kafka, verify_kafka
 from schemas.event import epoch_ms
-from streams.embedded import StateDb
 from tajo_events.embedded import LOG_FILE, STATE_FILE
 from tajo_events.gc_tuning import tune_for_folding
-from tajo_events.replay import PARTITION, Progress, rebuild, replay_embedded, verify
 from tajo_events.settings import PipelineSettings
 
 
@@ -66,55 +62,19 @@ def run_replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
     if pipeline.bootstrap_servers is None:
         if not (pipeline.data_dir / LOG_FILE).exists():
             raise ConfigError(f"no embedded log in {pipeline.data_dir.resolve()} (set TAJO_DATA_DIR)")
-        return asyncio.run(_embedded(pipeline.data_dir, start, verify_only=args.verify))
+        log_path, state_path = pipeline.data_dir / LOG_FILE, pipeline.data_dir / STATE_FILE
+        return asyncio.run(run_embedded(log_path, state_path, start, verify_only=args.verify))
+    kafka = KafkaReplaySettings(
+        bootstrap_servers=pipeline.bootstrap_servers,
+        app_id=pipeline.app_id,
+        events_topic=pipeline.events_topic,
+        actions_topic=pipeline.actions_topic,
+        partitions=pipeline.partitions,
+        replication_factor=pipeline.replication_factor,
+    )
     if args.verify:
-        return asyncio.run(_kafka_verify(pipeline, args.settle_s))
+        return asyncio.run(verify_kafka(kafka, args.settle_s))
     if start.offsets is not None:
         raise ConfigError("on Kafka, replay from the start or --from-time (offsets differ per partition)")
-    from tajo_events.replay_kafka import replay_kafka
-
-    asyncio.run(replay_kafka(pipeline, start, Progress(total=0)))
+    asyncio.run(replay_kafka(kafka, start, Progress(total=0)))
     return 0
-
-
-async def _embedded(data_dir: Path, start: ReadStart, *, verify_only: bool) -> int:
-    log = SqliteEventLog(data_dir / LOG_FILE)
-    db = StateDb(data_dir / STATE_FILE)
-    try:
-        progress = Progress(total=0)
-        if verify_only:
-            from tajo_events.replay import verify_embedded
-
-            verdict = await verify_embedded(log, db, progress)
-            verdict.report(sys.stdout)
-            return 0 if verdict.equal else 1
-        version = await replay_embedded(log, db, start, progress)
-        sys.stdout.write(f"replay: state version {version} is live; the old one was dropped\n")
-        return 0
-    finally:
-        db.close()
-        await log.stop()
-
-
-async def _kafka_verify(pipeline: PipelineSettings, settle_s: float) -> int:
-    bootstrap = pipeline.require_kafka()
-    events = KafkaLogReader(bootstrap, pipeline.events_topic)
-    live = await GenerationControl(bootstrap, pipeline.app_id, pipeline.replication_factor).live()
-    changelog = KafkaLogReader(bootstrap, changelog_topic(pipeline.app_id, live))
-    progress = Progress(total=sum((await events.head()).values()))
-    rebuilt = await rebuild(events, ReadStart(), progress)
-    deadline = asyncio.get_running_loop().time() + settle_s
-    while True:
-        verdict = verify(await _table(changelog), rebuilt)
-        if verdict.equal or asyncio.get_running_loop().time() >= deadline:
-            break
-        await asyncio.sleep(1.0)  # the workers may still be folding the last events
-    verdict.report(sys.stdout)
-    return 0 if verdict.equal else 1
-
-
-async def _table(changelog: KafkaLogReader) -> ReadModel:
-    latest: dict[str, bytes] = {}
-    async for record in changelog.read(ReadStart()):
-        latest[record.key.decode()] = record.value
-    return ReadModel.of(sorted(latest.items()))

@@ -34,11 +34,12 @@ from domain.state import (
 from eventlog.port import LoggedRecord, LogRecord, ReadStart
 from eventlog.sqlite import SqliteEventLog
 from projections.store import ReadModel
+from replay import core
+from replay import embedded as replay
 from schemas.brevo import canonicalize_all
 from schemas.event import CanonicalEvent, encode_event, epoch_ms
 from schemas.event_types import EventType
 from streams.embedded import StateDb
-from tajo_events import replay
 from tests.fold_helpers import RECEIVED, records_of
 from tests.payloads import brevo_email, brevo_sms
 
@@ -248,7 +249,7 @@ async def test_a_versioned_replay_gives_the_in_memory_states_whether_or_not_it_r
     db = StateDb(tmp_path / "state.db")
     try:
         version = await replay.replay_embedded(log, db, ReadStart())
-        rebuilt = await replay.rebuild(log, ReadStart())
+        rebuilt = await core.rebuild(log, ReadStart())
         replayed = dict(db.states(version))
         assert replayed == fold(records_of(LOG))
         assert ReadModel.of(replayed.items()).digest() == rebuilt.digest()

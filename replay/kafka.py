@@ -1,13 +1,15 @@
-"""Replay on Kafka: fold the events topic into a new generation's table, then make it live.
+"""Replay and verify on Kafka.
 
-The replay folds the events topic with the same pure fold the Faust agents run, writes each key's
-final state to the new generation's changelog (in the partition of the key's events, where Faust
-keeps it), publishes the actions of the events the live fold has not committed yet (the effector
-carries each action id out once), commits the new generation's consumer offsets at the point the
-fold reached, and switches the control topic. The supervisor then runs the new generation's fold,
-which recovers its table from that changelog and goes on from those offsets; the projections
-service swaps to it once it has caught up. The previous generation's changelog is kept until the
-next replay, which deletes it.
+A replay folds the events topic into a new generation's table, then makes it live: it folds with the
+same batch core the Faust worker runs, writes each key's final state to the new generation's
+changelog (in the partition of the key's events, where Faust keeps it), publishes the actions of the
+events the live fold has not committed yet (the effector carries each action id out once), commits
+the new generation's consumer offsets at the point the fold reached, and switches the control topic.
+The supervisor then runs the new generation's fold, which recovers its table from that changelog and
+goes on from those offsets; the projections service swaps to it once it has caught up. The previous
+generation's changelog is kept until the next replay, which deletes it.
+
+`verify_kafka` compares a rebuild of the events topic with the live table read from its changelog.
 """
 
 import asyncio
@@ -24,10 +26,22 @@ from domain.batch import BatchFold, encode_position, position_key
 from eventlog.generations import GenerationControl, changelog_topic, fold_app_id, seen_changelog_topic
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import ReadStart
-from tajo_events.replay import Progress, count_records
-from tajo_events.settings import PipelineSettings
+from projections.store import ReadModel
+from replay.core import Progress, count_records, rebuild, verify
 
 DELETE_WAIT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaReplaySettings:
+    """Where the pipeline lives on Kafka: the broker, the base app id and the topics."""
+
+    bootstrap_servers: str
+    app_id: str
+    events_topic: str
+    actions_topic: str
+    partitions: int
+    replication_factor: int
 
 
 @dataclass
@@ -61,9 +75,11 @@ class _Build:
         self.positions = head
 
 
-async def replay_kafka(pipeline: PipelineSettings, start: ReadStart, progress: Progress | None = None) -> int:
+async def replay_kafka(
+    pipeline: KafkaReplaySettings, start: ReadStart, progress: Progress | None = None
+) -> int:
     """Builds generation live+1 from `start` and makes it live; returns it."""
-    bootstrap = pipeline.require_kafka()
+    bootstrap = pipeline.bootstrap_servers
     base = pipeline.app_id
     control = GenerationControl(bootstrap, base, pipeline.replication_factor)
     live = await control.live()
@@ -157,3 +173,31 @@ async def _commit(bootstrap: str, group: str, topic: str, positions: dict[int, i
         await consumer.commit({tp: positions[tp.partition] for tp in partitions})
     finally:
         await consumer.stop()
+
+
+async def verify_kafka(pipeline: KafkaReplaySettings, settle_s: float) -> int:
+    """Compares a rebuild of the events topic with the live table; waits up to `settle_s` for equality.
+
+    Returns the exit code: 0 when equal, 1 when they still differ.
+    """
+    bootstrap = pipeline.bootstrap_servers
+    events = KafkaLogReader(bootstrap, pipeline.events_topic)
+    live = await GenerationControl(bootstrap, pipeline.app_id, pipeline.replication_factor).live()
+    changelog = KafkaLogReader(bootstrap, changelog_topic(pipeline.app_id, live))
+    progress = Progress(total=sum((await events.head()).values()))
+    rebuilt = await rebuild(events, ReadStart(), progress)
+    deadline = asyncio.get_running_loop().time() + settle_s
+    while True:
+        verdict = verify(await _table(changelog), rebuilt)
+        if verdict.equal or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(1.0)  # the workers may still be folding the last events
+    verdict.report(sys.stdout)
+    return 0 if verdict.equal else 1
+
+
+async def _table(changelog: KafkaLogReader) -> ReadModel:
+    latest: dict[str, bytes] = {}
+    async for record in changelog.read(ReadStart()):
+        latest[record.key.decode()] = record.value
+    return ReadModel.of(sorted(latest.items()))
