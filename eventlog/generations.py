@@ -8,6 +8,7 @@ effector has an app id of its own, the same in every generation, so its record o
 actions survives a switch.
 """
 
+import contextlib
 from collections.abc import AsyncGenerator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -60,9 +61,14 @@ class GenerationControl:
         )
 
     async def live(self) -> int:
-        """The live generation now (0 when none was ever set)."""
-        async for generation in self.follow():
-            return generation
+        """The live generation now (0 when none was ever set).
+
+        The generator is closed on the way out (its consumer stopped) rather than left for the
+        garbage collector.
+        """
+        async with contextlib.aclosing(self.follow()) as generations:
+            async for generation in generations:
+                return generation
         raise AssertionError("follow() always yields")  # pragma: no cover
 
     async def set_live(self, generation: int) -> None:

@@ -118,3 +118,16 @@ async def ensure_topics(
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+# The time a record carries is the time the broker appended it, whatever the producer set: a read
+# from a time (`ReadStart.at_ms`, `replay --from-time`) then means the same on Kafka as on the
+# embedded log, where it is the time of the append.
+EVENTS_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+
+
+async def ensure_events_topic(
+    bootstrap_servers: str, topic: str, partitions: int, replication_factor: int = 1
+) -> None:
+    """Creates the events topic, its records stamped with the broker's append time, if it does not exist."""
+    await ensure_topics(bootstrap_servers, {topic: partitions}, replication_factor, EVENTS_TOPIC_CONFIG)

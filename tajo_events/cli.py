@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
 from ingest.app import create_app as create_ingest_app
 from ingest.config import ConfigError, IngestSettings
 from projections.api import ApiSettings
@@ -46,8 +46,9 @@ def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "Worker
 
 
 async def _prepare_topics(pipeline: PipelineSettings) -> None:
-    topics = {pipeline.events_topic: pipeline.partitions, pipeline.actions_topic: pipeline.partitions}
-    await ensure_topics(pipeline.require_kafka(), topics, pipeline.replication_factor)
+    bootstrap, replicas = pipeline.require_kafka(), pipeline.replication_factor
+    await ensure_events_topic(bootstrap, pipeline.events_topic, pipeline.partitions, replicas)
+    await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions}, replicas)
 
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
