@@ -73,6 +73,7 @@ class SqliteEventLog:
         self._poll_interval_s = poll_interval_s
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # created, used and closed on the executor's thread
+        self._stopped = False  # stop() was called, and start() not since
         self._open_lock = asyncio.Lock()
         self._pending: list[_PendingAppend] = []
         self._committer: asyncio.Task[None] | None = None
@@ -81,12 +82,14 @@ class SqliteEventLog:
     # --- the append side -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopped = False
         try:
             await self._connect()
         except LogUnavailable as error:
             log.warning("event log not openable at start-up, will retry on demand: %s", error)
 
     async def stop(self) -> None:
+        self._stopped = True  # until the next start(): a read or an append then fails, never reopens
         committer = self._committer
         if committer is not None:
             await asyncio.wait([committer])  # lets the appends already taken finish
@@ -199,6 +202,8 @@ class SqliteEventLog:
     async def _connect(self) -> None:
         if self._conn is not None:
             return
+        if self._stopped:
+            raise LogUnavailable(f"the log {self._path} was stopped")
         async with self._open_lock:
             if self._conn is None:
                 if self._executor is None:

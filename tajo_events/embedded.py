@@ -38,8 +38,18 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
     brevo = BrevoSettings.from_env(os.environ)
     if brevo is not None:
         app.cleanup_ctx.append(_effector_context(data_dir / STATE_FILE, brevo))
+    # aiohttp runs the ingester's clean-up (which stops the log) before the projections sub-app's
+    # (which stops the runner): the runner is stopped first, at shutdown, so it never reads a closed log.
+    app.on_shutdown.append(_stopper(runner))
     app.on_cleanup.append(_closer(state_db))
     return app
+
+
+def _stopper(runner: EmbeddedRunner) -> Callable[[web.Application], Awaitable[None]]:
+    async def stop(_: web.Application) -> None:
+        await runner.stop()
+
+    return stop
 
 
 def _effector_context(

@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import cast
 
+import pytest
+
 from eventlog.port import LoggedRecord, LogRecord, LogUnavailable, ReadStart
 from eventlog.sqlite import SqliteEventLog
 
@@ -138,3 +140,20 @@ async def test_wait_beyond_sees_appends_of_another_instance_by_polling(tmp_path:
     finally:
         await tailer.stop()
         await writer.stop()
+
+
+async def test_a_stopped_log_refuses_reads_and_appends_until_started_again(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    await log.start()
+    await log.append([LogRecord(b"k", b"before")])
+    await log.stop()
+
+    with pytest.raises(LogUnavailable):
+        await log.append([LogRecord(b"k", b"after stop")])
+    with pytest.raises(LogUnavailable):  # it no longer reopens itself
+        _ = [record async for record in log.read(ReadStart())]
+
+    await log.start()
+    await log.append([LogRecord(b"k", b"restarted")])
+    assert [record.value async for record in log.read(ReadStart())] == [b"before", b"restarted"]
+    await log.stop()
