@@ -9,15 +9,18 @@ ceiling of the worker.
 This module plugs into Faust's transport (Faust picks its transport class from the app, and a
 subclass is Faust's own extension point) and changes one thing: for the topics given a batch
 handler, the consumer's drain loop hands each fetch's records (as aiokafka returns them) to the
-handler as one list and then acknowledges their offsets, instead of turning each into a Faust
-message sent through the conductor. Everything else stays Faust's: the consumer group and its
-rebalances, flow control during recovery, table recovery from changelogs (still one message at a
-time), offset commits (of acknowledged offsets only), the other topics and agents.
+handler as one list, and acknowledges their offsets once the handler's writes are, instead of
+turning each into a Faust message sent through the conductor. Everything else stays Faust's: the
+consumer group and its rebalances, flow control during recovery, table recovery from changelogs
+(still one message at a time), offset commits (of acknowledged offsets only), the other topics
+and agents.
 
-While a batch is handled a marker stands in Faust's set of messages in flight, so a rebalance
-waits for the batch in hand (Faust's `wait_empty`) before it gives the partitions away, and a
-batch fetched before a rebalance began is dropped unhandled. No offset is acknowledged before its
-batch's writes were acknowledged by the broker.
+From the moment a batch is handed over until its offsets are acknowledged, a marker stands in
+Faust's set of messages in flight, so a rebalance waits for the batches in hand (Faust's
+`wait_empty`) before it gives the partitions away, and a batch fetched before a rebalance began is
+dropped unhandled. A batch is handed over while the one before it is still being written (at most
+`WRITING` at once); no offset is acknowledged before its batch's writes, and every earlier batch's,
+were acknowledged by the broker.
 """
 
 import asyncio

@@ -7,11 +7,11 @@ For each batch the agent hands over, `TableFold`:
    expected offset and the records are folded from there. A record before it was folded already.
 2. folds the records in order with the batch core (`domain.batch`);
 3. sets each touched key's state (with its position), its recent ids and each partition's tracking
-   record in the stores in memory, then publishes the batch's actions, waits for their
-   acknowledgements, writes the rest to the tables' changelogs and waits once for all
-   acknowledgements. Meanwhile the consumer fetches the next batch; it hands it over only once
-   these writes are acknowledged, which is also when it acknowledges this batch's offsets for commit
-   (`streams.faust_batches`).
+   record in the stores in memory, then, in the background, publishes the batch's actions, waits
+   for their acknowledgements and for the earlier batch's writes, writes the rest to the tables'
+   changelogs and waits once for all acknowledgements. Meanwhile the consumer fetches and hands over
+   the next batch; it acknowledges this batch's offsets for commit once these writes are
+   acknowledged (`streams.faust_batches`).
 
 Actions go out before the states that record their events, so a crash in between re-folds the
 event and publishes the same action again (same id; the effector carries it out once), never
