@@ -153,7 +153,7 @@ class BatchFold:
         partition = record.partition
         batch.next_offsets[partition] = offset + 1
         event = decode_fold_event(record.value)
-        event_id, kind, address, _, at, _ = event  # unpacked once: cheaper than reading fields by name
+        event_id, kind, address, _, at = event[:5]  # unpacked once: cheaper than reading fields by name
         if address is None:
             key = event.key
             if key.startswith(CAMPAIGN_KEY_PREFIX):

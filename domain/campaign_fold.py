@@ -3,7 +3,6 @@
 from typing import Literal
 
 from domain.events import FoldEvent
-from domain.payload import campaign_name
 from domain.state import CampaignState, campaign_key
 from schemas.event_types import EventType
 
@@ -31,7 +30,7 @@ def apply_campaign(state: CampaignState, event: FoldEvent) -> bool:
         state.paused_at = max(at, state.paused_at or at)
     else:
         state.finished_at = max(at, state.finished_at or at)
-    state.name = state.name or campaign_name(event)
+    state.name = state.name or event.campaign_name
     if state.status_at is None or at >= state.status_at:
         state.status, state.status_at = status, at
     return True

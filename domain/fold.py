@@ -11,7 +11,6 @@ Duplicates are recognized beside the state (`domain.dedup`), not here.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain import payload
 from domain.actions import Action, ActionKind, make_action
 from domain.events import FoldEvent
 from domain.score import engagement_score
@@ -22,7 +21,6 @@ from domain.state import (
     CustomerState,
     InboxMessage,
 )
-from schemas.brevo import contact_phone, normalize_email
 from schemas.event import CanonicalEvent
 from schemas.event_types import EventType as T
 
@@ -109,12 +107,10 @@ def _newest_messages(inbox: tuple[InboxMessage, ...], message: InboxMessage) -> 
     return tuple(sorted({*inbox, message}, key=lambda m: (m.at, m.message_id)))[-FEED_WINDOW:]
 
 
-def _campaign_counts(
-    state: CustomerState, event: FoldEvent, tags: list[str] | None = None
-) -> list[CampaignCounts]:
-    """The counts the event adds to: its campaign (`camp_id`), else each of its tags.
+def _campaign_counts(state: CustomerState, event: FoldEvent) -> list[CampaignCounts]:
+    """The counts the event adds to: its campaign (`camp_id`), else each of its tags (`tag:<tag>`).
 
-    The keys are `payload.campaign_keys`; a campaign's counts take the name it is first seen with.
+    A campaign's counts take the name it is first seen with.
     """
     campaigns = state.campaigns
     campaign = event.campaign
@@ -123,12 +119,10 @@ def _campaign_counts(
         if counts is None:
             counts = campaigns[campaign] = CampaignCounts()
         if counts.name is None and campaign:
-            counts.name = payload.campaign_name(event)
+            counts.name = event.campaign_name
         return [counts]
-    if tags is None:
-        tags = payload.tags(event)
     found = []
-    for tag in tags:  # a tag's counts have no name
+    for tag in event.tags:  # a tag's counts have no name
         key = "tag:" + tag
         counts = campaigns.get(key)
         if counts is None:
@@ -141,14 +135,14 @@ def _action(kind: ActionKind, state: CustomerState, event: FoldEvent, **data: st
     return make_action(kind, state.address, event.event_id, event.at, **data)
 
 
-def _loyalty(state: CustomerState, event: FoldEvent, tags: list[str], what: str) -> Actions:
-    for tag in tags:
+def _loyalty(state: CustomerState, event: FoldEvent, what: str) -> Actions:
+    for tag in event.tags:
         if "loyalty" in tag.lower():
             break
     else:
         return NO_ACTIONS
     state.loyalty_engagements += 1
-    campaign = payload.campaign_name(event)
+    campaign = event.campaign_name
     return (_action(ActionKind.LOYALTY_ENGAGEMENT, state, event, activity=what, campaign=campaign),)
 
 
@@ -200,10 +194,9 @@ def on_opened(state: CustomerState, event: FoldEvent, *, unique: bool = False) -
     if last is None or at > last:
         channel.last_opened_at = at
     state.score = engagement_score(channel.opens, channel.unique_opens, channel.clicks)
-    tags = payload.tags(event)
-    for counts in _campaign_counts(state, event, tags):
+    for counts in _campaign_counts(state, event):
         counts.opens += 1
-    return _loyalty(state, event, tags, "email_opened") if tags else NO_ACTIONS
+    return _loyalty(state, event, "email_opened") if event.tags else NO_ACTIONS
 
 
 def on_unique_opened(state: CustomerState, event: FoldEvent) -> Actions:
@@ -226,11 +219,10 @@ def on_clicked(state: CustomerState, event: FoldEvent) -> Actions:
     if last is None or at > last:
         channel.last_clicked_at = at
     state.score = engagement_score(channel.opens, channel.unique_opens, channel.clicks)
-    tags = payload.tags(event)
-    for counts in _campaign_counts(state, event, tags):
+    for counts in _campaign_counts(state, event):
         counts.clicks += 1
     actions: Actions = NO_ACTIONS
-    url = payload.link(event)
+    url = event.link or ""
     for path in REWARDS_PATHS:
         if path in url:
             state.rewards_visits += 1
@@ -238,7 +230,7 @@ def on_clicked(state: CustomerState, event: FoldEvent) -> Actions:
             visit = _action(ActionKind.REWARDS_PAGE_VISIT, state, event, source="email", referrer_url=url)
             actions = (visit,)
             break
-    return (actions + _loyalty(state, event, tags, "email_clicked")) if tags else actions
+    return (actions + _loyalty(state, event, "email_clicked")) if event.tags else actions
 
 
 def on_soft_bounced(state: CustomerState, event: FoldEvent) -> Actions:
@@ -259,7 +251,7 @@ def on_hard_bounced(state: CustomerState, event: FoldEvent) -> Actions:
     at = event.at
     channel = state.email_channel
     channel.hard_bounce_reason = _latest_reason(
-        channel.last_hard_bounce_at, channel.hard_bounce_reason, at, payload.reason(event)
+        channel.last_hard_bounce_at, channel.hard_bounce_reason, at, event.reason
     )
     channel.hard_bounces += 1
     channel.last_bounce_at = _latest(channel.last_bounce_at, at)
@@ -277,7 +269,7 @@ def on_spam(state: CustomerState, event: FoldEvent) -> Actions:
     channel.last_spam_at = _latest(channel.last_spam_at, at)
     state.spam_reported = True
     _marketing_off(state, at)
-    campaign = event.campaign or ",".join(payload.tags(event)) or None
+    campaign = event.campaign or ",".join(event.tags) or None
     alert = _action(ActionKind.MARKETING_ALERT, state, event, alert="spam_report", campaign=campaign)
     record = Alert(
         alert_id=alert.action_id, kind="spam_report", address=state.address, at=at, campaign=campaign
@@ -329,9 +321,7 @@ def on_sms_failed(state: CustomerState, event: FoldEvent) -> Actions:
     """An SMS failure: recorded with its reason; email is suggested when the customer has one."""
     at = event.at
     sms = state.sms
-    sms.last_failure_reason = _latest_reason(
-        sms.last_failed_at, sms.last_failure_reason, at, payload.reason(event)
-    )
+    sms.last_failure_reason = _latest_reason(sms.last_failed_at, sms.last_failure_reason, at, event.reason)
     sms.failed += 1
     sms.last_failed_at = _latest(sms.last_failed_at, at)
     if state.email is None:
@@ -345,7 +335,7 @@ def on_sms_replied(state: CustomerState, event: FoldEvent) -> Actions:
     sms = state.sms
     sms.replies += 1
     sms.last_reply_at = _latest(sms.last_reply_at, at)
-    text = payload.reply_text(event)
+    text = event.text or ""
     word = text.lower().strip()
     if word in STOP_WORDS:
         sms.last_stop_at = _latest(sms.last_stop_at, at)
@@ -365,12 +355,12 @@ def on_contact(state: CustomerState, event: FoldEvent) -> Actions:
     """A contact created or updated: known, linked to its phone, its lists recorded, undeleted if newer."""
     at = event.at
     state.contact_known = True
-    state.lists = tuple(sorted({*state.lists, *payload.list_ids(event)}))
+    state.lists = tuple(sorted({*state.lists, *event.list_ids}))
     state.last_contact_at = _latest(state.last_contact_at, at)
-    phone = contact_phone(event.payload)
+    phone = event.phone
     if state.kind == "email" and phone is not None:
         _link_phone(state, at, phone)
-    blacklisted = payload.flag(event, "emailBlacklisted")
+    blacklisted = event.email_blacklisted
     if blacklisted is True:
         state.marketing_off_at = _latest(state.marketing_off_at, at)
     elif blacklisted is False:
@@ -394,7 +384,7 @@ def _link_phone(state: CustomerState, at: int, phone: str) -> None:
 def on_list_addition(state: CustomerState, event: FoldEvent) -> Actions:
     """Added to lists: the lists are recorded."""
     state.contact_known = True
-    state.lists = tuple(sorted({*state.lists, *payload.list_ids(event)}))
+    state.lists = tuple(sorted({*state.lists, *event.list_ids}))
     return NO_ACTIONS
 
 
@@ -406,7 +396,7 @@ def on_contact_deleted(state: CustomerState, event: FoldEvent) -> Actions:
 
 def on_contact_linked(state: CustomerState, event: FoldEvent) -> Actions:
     """A phone tied to a contact's email: the phone's state learns the email."""
-    email = normalize_email(event.payload.get("email"))
+    email = event.email
     if email and _newest_link(state, event.at, email, state.email):
         state.email = email
     return NO_ACTIONS

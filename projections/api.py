@@ -17,7 +17,7 @@ from projections.holder import Projection, ProjectionHolder
 from projections.openapi import Param, Route, openapi_document
 from projections.store import ReadModel
 from projections.views import AlertFeed, CampaignList, CampaignStats, CustomerView, InboxFeed, SuppressionList
-from schemas.brevo import normalize_email, normalize_phone
+from schemas.brevo_fields import normalize_email, normalize_phone
 from schemas.event import epoch_ms
 
 DEFAULT_LIMIT = 50

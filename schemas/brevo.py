@@ -2,12 +2,12 @@
 
 import hashlib
 import math
-import re
 from datetime import UTC, datetime
 
 import orjson
 from pydantic import JsonValue
 
+from schemas.brevo_fields import RawEvent, contact_phone, normalize_email, normalize_phone, typed_fields
 from schemas.event import CanonicalEvent, from_epoch_ms
 from schemas.event_types import (
     EMAIL_NAMES,
@@ -19,10 +19,6 @@ from schemas.event_types import (
     EventType,
 )
 
-RawEvent = dict[str, JsonValue]
-
-_EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
-_PHONE_NOISE = str.maketrans("", "", " -.()/")
 # Keys that name the webhook or the delivery rather than the event: left out of the event id.
 _NOT_CONTENT = frozenset({"id"})
 _MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z, the last moment a datetime holds
@@ -98,6 +94,7 @@ def canonicalize(raw: RawEvent, received_at: datetime, *, inbound: bool = False)
         occurred_at=_occurred_at(raw, received_at),
         received_at=received_at,
         payload=raw,
+        **typed_fields(raw, kind),
     )
 
 
@@ -105,30 +102,6 @@ def event_id(raw: RawEvent) -> str:
     """A digest of the event's content: equal for a re-sent event, different for any other."""
     content = {key: value for key, value in raw.items() if key not in _NOT_CONTENT}
     return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
-
-
-def normalize_email(value: JsonValue) -> str | None:
-    """The email lower-cased and trimmed, or None when it is not an email address."""
-    if not isinstance(value, str):
-        return None
-    email = value.strip().lower()
-    return email if _EMAIL.match(email) else None
-
-
-def normalize_phone(value: JsonValue) -> str | None:
-    """The phone in E.164 (`+` and 8 to 15 digits, country code first), or None."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip().translate(_PHONE_NOISE)
-    if text.startswith("+"):
-        digits = text[1:]
-    elif text.startswith("00"):
-        digits = text[2:]
-    else:
-        digits = text
-    if not (digits.isdigit() and digits.isascii() and 8 <= len(digits) <= 15) or digits[0] == "0":
-        return None
-    return "+" + digits
 
 
 def _name(raw: RawEvent, key: str) -> str:
@@ -144,16 +117,6 @@ def _is_sms(raw: RawEvent) -> bool:
 
 def _phone_field(raw: RawEvent) -> JsonValue:
     return raw.get("phone", raw.get("to"))
-
-
-def contact_phone(raw: RawEvent) -> str | None:
-    """The phone a contact event carries: `phone`, `sms`/`SMS`, or `SMS` in `attributes` or `content`."""
-    candidates: list[JsonValue] = [raw.get("phone"), raw.get("sms"), raw.get("SMS")]
-    for nested in (raw.get("attributes"), raw.get("content")):
-        for item in nested if isinstance(nested, list) else [nested]:
-            if isinstance(item, dict):
-                candidates += [item.get("SMS"), item.get("sms"), item.get("phone")]
-    return next((phone for phone in map(normalize_phone, candidates) if phone), None)
 
 
 def _campaign(raw: RawEvent, kind: EventType) -> str | None:

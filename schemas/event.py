@@ -1,14 +1,33 @@
-"""The canonical event: one Brevo event as it is kept, whole and immutable, in the log."""
+"""The canonical event: one Brevo event as it is kept, whole and immutable, in the log.
+
+Besides the raw payload, kept whole, a canonical event carries every field the fold needs, read
+once at ingest (`schemas.brevo`): the fold never parses a payload, so a parser change cannot
+silently rewrite history on the next replay. Events stored by an earlier schema version are
+brought up to this one when they are read (`schemas.upcast`).
+"""
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Final, Literal
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from schemas.event_types import EventType
+from schemas.upcast import upcast
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 2
 CAMPAIGN_KEY_PREFIX = "campaign:"
+
+
+# The typed fields an event has no value for are left out of the stored JSON: most apply to one family.
+
+
+def _none(value: object) -> bool:
+    return value is None
+
+
+def _empty(value: tuple[object, ...]) -> bool:
+    return not value
 
 
 class CanonicalEvent(BaseModel):
@@ -16,7 +35,9 @@ class CanonicalEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="CanonicalEvent")
 
-    schema_version: Annotated[int, Field(ge=1)] = SCHEMA_VERSION
+    schema_version: Annotated[
+        Literal[2], Field(description="The version of this model; older stored ones are upcast when read.")
+    ] = SCHEMA_VERSION
     event_id: Annotated[
         str,
         Field(
@@ -40,6 +61,46 @@ class CanonicalEvent(BaseModel):
         AwareDatetime, Field(description="When it happened (UTC): `ts_epoch` ms, else `ts_event`/`ts` s.")
     ]
     received_at: Annotated[AwareDatetime, Field(description="When the ingester accepted it (UTC).")]
+    campaign_name: Annotated[
+        str | None,
+        Field(
+            exclude_if=_none, description="Email and campaign events: the campaign's name, else the subject."
+        ),
+    ] = None
+    tags: Annotated[
+        tuple[str, ...], Field(exclude_if=_empty, description="Email events: the tags (`tags`, or `tag`).")
+    ] = ()
+    link: Annotated[
+        str | None, Field(exclude_if=_none, description="Email events: the clicked URL (`link` or `URL`).")
+    ] = None
+    reason: Annotated[
+        str | None,
+        Field(
+            exclude_if=_none,
+            description="Email and SMS events: why it bounced or failed (`reason`, else `msg_status`).",
+        ),
+    ] = None
+    text: Annotated[str | None, Field(exclude_if=_none, description="SMS events: the text of a reply.")] = (
+        None
+    )
+    email: Annotated[
+        str | None,
+        Field(
+            exclude_if=_none, description="Contact events: the contact's email, lower-cased, if it has one."
+        ),
+    ] = None
+    phone: Annotated[
+        str | None,
+        Field(exclude_if=_none, description="Contact events: the contact's phone in E.164, if it has one."),
+    ] = None
+    list_ids: Annotated[
+        tuple[int, ...],
+        Field(exclude_if=_empty, description="Contact events: the lists it names, sorted, once each."),
+    ] = ()
+    email_blacklisted: Annotated[
+        bool | None,
+        Field(exclude_if=_none, description="Contact events: `emailBlacklisted`, when the event says."),
+    ] = None
     payload: Annotated[dict[str, JsonValue], Field(description="The Brevo payload, kept whole.")]
 
     @property
@@ -77,5 +138,8 @@ def encode_event(event: CanonicalEvent) -> bytes:
 
 
 def decode_event(data: bytes) -> CanonicalEvent:
-    """An event read back from the log, validated against the model."""
+    """An event read back from the log, of any known schema version, as the current version."""
+    raw = orjson.loads(data)
+    if isinstance(raw, dict) and raw.get("schema_version") != SCHEMA_VERSION:
+        return CanonicalEvent.model_validate(upcast(raw))
     return CanonicalEvent.model_validate_json(data)

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import JsonValue
 
-from schemas.brevo import InvalidEvent, canonicalize, event_id, normalize_phone, split_body
+from schemas.brevo import InvalidEvent, canonicalize, event_id, split_body
+from schemas.brevo_fields import normalize_phone
 from schemas.event import CanonicalEvent, decode_event, encode_event
 from schemas.event_types import EventType
 from tests.payloads import brevo_email, brevo_sms, seed_email

@@ -301,10 +301,12 @@ def test_the_fold_and_projection_modules_read_no_clock_randomness_or_environment
     assert all(path.exists() for path in FOLD_MODULES)
     assert {
         ROOT / "schemas" / "event.py",
-        ROOT / "schemas" / "brevo.py",
+        ROOT / "schemas" / "upcast.py",
+        ROOT / "schemas" / "brevo_fields.py",
         ROOT / "domain" / "actions.py",
     } <= checked
     assert ROOT / "projections" / "api.py" not in checked
+    assert ROOT / "schemas" / "brevo.py" not in checked  # the fold reads typed fields, not the ingest parser
 
     found = {str(path.relative_to(ROOT)): impurities(path.read_text()) for path in sorted(checked)}
 
@@ -359,3 +361,12 @@ def test_the_purity_check_catches_each_impurity(snippet: str) -> None:
 )
 def test_the_purity_check_lets_pure_code_through(snippet: str) -> None:
     assert impurities(snippet) == []
+
+
+def test_no_domain_module_reads_the_raw_payload() -> None:
+    """The fold reads the canonical event's typed fields; the raw Brevo body never reaches the domain."""
+    mentions = {
+        path.name: [n for n, line in enumerate(path.read_text().splitlines(), 1) if "payload" in line]
+        for path in sorted((ROOT / "domain").glob("*.py"))
+    }
+    assert {name: lines for name, lines in mentions.items() if lines} == {}
