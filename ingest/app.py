@@ -3,9 +3,10 @@
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
@@ -13,11 +14,14 @@ from aiohttp import web
 from eventlog.port import EventLog, LogRecord, LogUnavailable
 from ingest.auth import is_authentic
 from ingest.config import IngestSettings
-from schemas.brevo import InvalidEvent, canonicalize_all, split_body
-from schemas.event import CanonicalEvent, encode_event
+from schemas.brevo import InvalidEvent, canonicalize_all, encode_all, split_body
+from schemas.brevo_fields import RawEvent
+from schemas.event import CanonicalEvent
 from schemas.event_types import EventType
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E")
 
 
 @dataclass
@@ -63,24 +67,35 @@ async def _read_authentic_body(request: web.Request, *, allow_empty: bool = Fals
     return body
 
 
-def _canonical_events(body: bytes, received_at: datetime) -> list[CanonicalEvent] | web.Response:
+def _raw_events(body: bytes) -> list[tuple[RawEvent, bool]] | web.Response:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         return json_error(400, f"malformed JSON: {error}")
     try:
-        raw_events = split_body(parsed)
-        events = []
-        for index, (raw, inbound) in enumerate(raw_events):
-            try:
-                events.extend(canonicalize_all(raw, received_at, inbound=inbound))
-            except InvalidEvent as error:
-                raise InvalidEvent(
-                    f"event {index}: {error}" if len(raw_events) > 1 else str(error)
-                ) from error
+        return split_body(parsed)
     except InvalidEvent as error:
         return json_error(400, str(error))
-    return events
+
+
+def _each_event(
+    raw_events: list[tuple[RawEvent, bool]], make: Callable[[RawEvent, bool], list[E]]
+) -> list[E] | web.Response:
+    """Every event of the body made by `make`; a 400 naming the first event that cannot be."""
+    made: list[E] = []
+    for index, (raw, inbound) in enumerate(raw_events):
+        try:
+            made.extend(make(raw, inbound))
+        except InvalidEvent as error:
+            return json_error(400, f"event {index}: {error}" if len(raw_events) > 1 else str(error))
+    return made
+
+
+def _canonical_events(body: bytes, received_at: datetime) -> list[CanonicalEvent] | web.Response:
+    raw_events = _raw_events(body)
+    if isinstance(raw_events, web.Response):
+        return raw_events
+    return _each_event(raw_events, lambda raw, inbound: canonicalize_all(raw, received_at, inbound=inbound))
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
@@ -88,12 +103,15 @@ async def receive_webhook(request: web.Request) -> web.Response:
     body = await _read_authentic_body(request)
     if isinstance(body, web.Response):
         return body
-    events = _canonical_events(body, datetime.now(UTC))
+    raw_events = _raw_events(body)
+    if isinstance(raw_events, web.Response):
+        return raw_events
+    received_at = datetime.now(UTC)
+    events = _each_event(raw_events, lambda raw, inbound: encode_all(raw, received_at, inbound=inbound))
     if isinstance(events, web.Response):
         return events
-    records = [LogRecord(key=event.key.encode(), value=encode_event(event)) for event in events]
     try:
-        await request.app[EVENT_LOG].append(records)
+        await request.app[EVENT_LOG].append([LogRecord(event.key, event.value) for event in events])
     except LogUnavailable as error:
         log.error("event log unavailable, asking Brevo to retry: %s", error)
         return json_error(503, "event log unavailable, retry later")

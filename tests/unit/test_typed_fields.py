@@ -1,17 +1,19 @@
 """The canonical event's typed fields: read once at ingest, upcast for old events, the same either way."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from domain.events import FoldEvent, UndecodableEvent, decode_fold_event
-from schemas.brevo import canonicalize, canonicalize_all
+from schemas.brevo import canonicalize, canonicalize_all, encode_all
 from schemas.event import SCHEMA_VERSION, decode_event, encode_event
 from schemas.event_types import EventType
 from schemas.upcast import CURRENT, UnknownSchemaVersion, upcast
-from tests.fixtures.history import HERE, read_log
+from tests.fixtures.history import HERE, raw_history, read_log
 from tests.payloads import brevo_email, brevo_sms
 
 RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -102,3 +104,47 @@ def test_a_version_1_record_without_a_payload_object_is_undecodable() -> None:
         decode_fold_event(orjson.dumps({**stored, "payload": [1, 2]}))
     with pytest.raises(UndecodableEvent):
         decode_fold_event(b"[1, 2]")
+
+
+def _model_path(raw: Raw, received: datetime, inbound: bool) -> list[tuple[bytes, bytes]]:
+    return [
+        (event.key.encode(), encode_event(event))
+        for event in canonicalize_all(raw, received, inbound=inbound)
+    ]
+
+
+def _fast_path(raw: Raw, received: datetime, inbound: bool) -> list[tuple[bytes, bytes]]:
+    return [(event.key, event.value) for event in encode_all(raw, received, inbound=inbound)]
+
+
+def test_the_ingesters_encoding_writes_the_models_bytes_for_the_whole_fixture_history() -> None:
+    for n, (raw, inbound) in enumerate(raw_history()):
+        received = RECEIVED + timedelta(seconds=n, microseconds=37 * n)
+        assert _fast_path(raw, received, inbound) == _model_path(raw, received, inbound)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_BASES: list[Raw] = [
+    brevo_email("click", link="https://x.example/rewards"),
+    brevo_sms("hard_bounce"),
+    {"event": "contact_updated", "email": "A@B.co", "attributes": {"SMS": "33612345678"}, "list_id": [3]},
+    {"event": "campaign_started", "camp_id": 5, "campaign name": "Spring"},
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from(_BASES),
+    extra=st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
+    micros=st.integers(0, 10**6 - 1),
+)
+def test_the_ingesters_encoding_writes_the_models_bytes_for_any_payload(
+    base: Raw, extra: dict[str, JsonValue], micros: int
+) -> None:
+    raw = {**extra, **base}
+    received = RECEIVED + timedelta(microseconds=micros)
+    assert _fast_path(raw, received, False) == _model_path(raw, received, False)
