@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics, topic_partitions
 from ingest.app import create_app
 from ingest.auth import SIGNATURE_HEADER, sign
 from ingest.config import IngestSettings
@@ -256,8 +256,7 @@ async def count_events(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(topic)
+        partitions = await topic_partitions(bootstrap, topic)
         if not partitions:
             raise RuntimeError(f"topic {topic} has no partitions")
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])

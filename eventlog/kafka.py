@@ -131,3 +131,27 @@ async def ensure_events_topic(
 ) -> None:
     """Creates the events topic, its records stamped with the broker's append time, if it does not exist."""
     await ensure_topics(bootstrap_servers, {topic: partitions}, replication_factor, EVENTS_TOPIC_CONFIG)
+
+
+async def topic_partitions(
+    bootstrap_servers: str, topic: str, *, request_timeout_s: float = 30.0
+) -> list[int]:
+    """The partition ids of `topic` as a broker tells them now, in order; none when it does not exist.
+
+    Asks for every topic's metadata: asking for this one by name would let a broker that auto-creates
+    topics create it. A consumer cannot say: its `partitions_for_topic` answers from a cache that holds
+    only the topics it subscribed to, and its `topics()` gives names without partitions.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(request_timeout_s * 1000)
+    )
+    try:
+        async with asyncio.timeout(request_timeout_s):
+            await admin.start()
+            described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    for found in described:
+        if found["topic"] == topic and found["error_code"] == 0:
+            return sorted(int(partition["partition"]) for partition in found["partitions"])
+    return []

@@ -7,6 +7,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from eventlog.kafka import topic_partitions
 from eventlog.port import LoggedRecord, LogUnavailable, ReadStart
 
 
@@ -21,7 +22,7 @@ class KafkaLogReader:
     async def head(self) -> dict[int, int]:
         consumer = await self._start_consumer()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await self._partitions()
             return await self._end_offsets(consumer, partitions)
         except (KafkaError, TimeoutError) as error:
             raise LogUnavailable(f"head of {self._topic!r}: {error!r}") from error
@@ -39,7 +40,7 @@ class KafkaLogReader:
             raise ValueError("a read starts at given offsets or at a time, not both")
         consumer = await self._start_consumer()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await self._partitions()
             consumer.assign(partitions)
             ends = await self._end_offsets(consumer, partitions)
             starts = await self._start_offsets(consumer, partitions, start, ends)
@@ -87,13 +88,13 @@ class KafkaLogReader:
             raise LogUnavailable(f"kafka at {self._bootstrap_servers}: {error!r}") from error
         return consumer
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        async with asyncio.timeout(self._request_timeout_s):
-            cluster = await consumer._client.fetch_all_metadata()  # public topics() drops partitions
-        found = cluster.partitions_for_topic(self._topic)
+    async def _partitions(self) -> list[TopicPartition]:
+        found = await topic_partitions(
+            self._bootstrap_servers, self._topic, request_timeout_s=self._request_timeout_s
+        )
         if not found:
             raise LogUnavailable(f"kafka topic {self._topic} does not exist")
-        return [TopicPartition(self._topic, p) for p in sorted(found)]
+        return [TopicPartition(self._topic, p) for p in found]
 
     async def _end_offsets(
         self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]

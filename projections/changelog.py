@@ -7,6 +7,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from eventlog.kafka import topic_partitions
 from projections.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class ChangelogFeeder:
         while True:
             try:
                 await self._tail()
-            except KafkaError as error:
+            except (KafkaError, TimeoutError) as error:
                 log.warning("changelog %s unreachable, retrying: %r", self._topic, error)
                 await asyncio.sleep(1.0)
 
@@ -56,7 +57,7 @@ class ChangelogFeeder:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await self._partitions()
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             while True:
@@ -70,10 +71,9 @@ class ChangelogFeeder:
         finally:
             await consumer.stop()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    async def _partitions(self) -> list[TopicPartition]:
         while True:
-            cluster = await consumer._client.fetch_all_metadata()  # public topics() drops partitions
-            found = cluster.partitions_for_topic(self._topic)
+            found = await topic_partitions(self._bootstrap_servers, self._topic)
             if found:
-                return [TopicPartition(self._topic, p) for p in sorted(found)]
+                return [TopicPartition(self._topic, p) for p in found]
             await asyncio.sleep(0.5)

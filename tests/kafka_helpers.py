@@ -4,7 +4,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from eventlog.kafka import ensure_topics
+from eventlog.kafka import ensure_topics, topic_partitions
 
 
 async def new_topic(bootstrap: str, partitions: int = 4) -> str:
@@ -19,7 +19,10 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, byt
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        found = await topic_partitions(bootstrap, topic)
+        if not found:
+            raise AssertionError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, p) for p in found]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -34,11 +37,3 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, byt
         return records
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    cluster = await consumer._client.fetch_all_metadata()
-    found = cluster.partitions_for_topic(topic)
-    if not found:
-        raise AssertionError(f"topic {topic} does not exist")
-    return set(found)

@@ -1,4 +1,8 @@
-"""The events topic the project creates: a read from a time means the time of the append, as on SQLite."""
+"""The events topic the project creates: a read from a time means the time of the append, as on SQLite.
+
+A read of a topic that does not exist fails, and leaves it not existing (the local broker auto-creates
+topics a client asks for by name).
+"""
 
 import time
 import uuid
@@ -6,9 +10,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from eventlog.kafka import ensure_events_topic
+from eventlog.kafka import ensure_events_topic, topic_partitions
 from eventlog.kafka_reader import KafkaLogReader
-from eventlog.port import ReadStart
+from eventlog.port import LogUnavailable, ReadStart
 
 pytestmark = pytest.mark.kafka
 
@@ -29,3 +33,13 @@ async def test_records_carry_the_time_the_broker_appended_them(kafka_bootstrap: 
     assert [record.value for record in read] == [b"old"]
     assert read[0].appended_at_ms >= before_ms - 5_000  # the broker's clock, not the 1970 the producer set
     assert [r.value async for r in reader.read(ReadStart(at_ms=before_ms - 5_000))] == [b"old"]
+
+
+async def test_a_read_of_a_missing_topic_fails_and_creates_nothing(kafka_bootstrap: str) -> None:
+    topic = f"events-missing-{uuid.uuid4().hex[:8]}"
+    reader = KafkaLogReader(kafka_bootstrap, topic, request_timeout_s=10.0)
+    with pytest.raises(LogUnavailable, match="does not exist"):
+        await reader.head()
+    with pytest.raises(LogUnavailable, match="does not exist"):
+        [record async for record in reader.read(ReadStart())]
+    assert await topic_partitions(kafka_bootstrap, topic) == []
