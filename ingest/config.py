@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-class ConfigError(ValueError):
+class IngestConfigError(ValueError):
     """The environment does not describe a safe, runnable ingester."""
 
 
@@ -21,12 +21,12 @@ class IngestSettings:
 
     def __post_init__(self) -> None:
         if not self.webhook_secret and not self.webhook_token:
-            raise ConfigError(
+            raise IngestConfigError(
                 "refusing to start an open webhook endpoint: set BREVO_WEBHOOK_SECRET (HMAC signature) "
                 "and/or BREVO_WEBHOOK_TOKEN (bearer token)"
             )
         if self.max_body_bytes < 1:
-            raise ConfigError("TAJO_MAX_BODY_BYTES must be a positive number of bytes")
+            raise IngestConfigError("TAJO_MAX_BODY_BYTES must be a positive number of bytes")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "IngestSettings":
@@ -35,7 +35,7 @@ class IngestSettings:
         try:
             max_body = int(env.get("TAJO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
         except ValueError as error:
-            raise ConfigError("TAJO_MAX_BODY_BYTES must be an integer") from error
+            raise IngestConfigError("TAJO_MAX_BODY_BYTES must be an integer") from error
         return cls(
             webhook_secret=secret.encode() if secret else None,
             webhook_token=env.get("BREVO_WEBHOOK_TOKEN") or None,

@@ -14,11 +14,12 @@ from aiohttp import web
 
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
 from ingest.app import create_app as create_ingest_app
-from ingest.config import ConfigError, IngestSettings
+from ingest.config import IngestConfigError, IngestSettings
 from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
+from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.settings import PipelineSettings
 
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args, PipelineSettings.from_env(os.environ))
-    except ConfigError as error:
+    except (ConfigError, IngestConfigError) as error:  # the command's settings, and the ingester's own
         sys.stderr.write(f"tajo-events: {error}\n")
         return 2
 

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 from eventlog.port import ReadStart
 from eventlog.sqlite import PARTITION
-from ingest.config import ConfigError
 from replay.core import Progress
 from replay.embedded import run_embedded
 from replay.kafka import KafkaReplaySettings, replay_kafka, verify_kafka
 from schemas.event import epoch_ms
 from tajo_events.embedded import LOG_FILE, STATE_FILE
+from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.settings import PipelineSettings
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.config import ConfigError
+from tajo_events.errors import ConfigError
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

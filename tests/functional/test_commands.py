@@ -3,6 +3,9 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.readme import ROOT, readme_test_command, run_command
 
@@ -46,3 +49,21 @@ def test_services_without_a_broker_say_how_to_get_one() -> None:
     result = _cli("worker", env={})
     assert result.returncode == 2
     assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["worker"], {"TAJO_PARTITIONS": "four"}, "TAJO_PARTITIONS must be an integer"),
+        (["replay", "--from-time", "yesterday"], {}, "--from-time must be an ISO-8601 time"),
+        (["serve"], {"TAJO_API_TOKEN": "t", "TAJO_MAX_BODY_BYTES": "0"}, "TAJO_MAX_BODY_BYTES"),
+    ],
+    ids=["settings", "replay-arguments", "embedded-ingester"],
+)
+def test_a_bad_setting_or_argument_is_named_with_exit_status_2(
+    args: list[str], env: dict[str, str], said: str, tmp_path: Path
+) -> None:
+    result = _cli(*args, env={"BREVO_WEBHOOK_TOKEN": "w", "TAJO_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("tajo-events: ")
+    assert said in result.stderr
