@@ -51,10 +51,10 @@ from pydantic import JsonValue
 from eventlog.generations import fold_app_id
 from eventlog.kafka import ensure_topics
 from eventlog.kafka_reader import committed_offsets
+from samples.brevo import brevo_email
 from schemas.brevo import canonicalize_all
 from schemas.event import CanonicalEvent, encode_event
 from tajo_events.kafka_local import LocalKafka
-from tests.payloads import brevo_email
 
 PARTITIONS = 4
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

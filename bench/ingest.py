@@ -32,8 +32,8 @@ from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics, topic
 from ingest.app import create_app
 from ingest.auth import SIGNATURE_HEADER, sign
 from ingest.config import IngestSettings
+from samples.brevo import brevo_email
 from tajo_events.kafka_local import LocalKafka
-from tests.payloads import brevo_email
 
 SECRET = b"bench-webhook-secret"
 WEBHOOK_PATH = "/webhooks/brevo"

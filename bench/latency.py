@@ -53,8 +53,8 @@ import aiohttp
 import orjson
 
 from ingest.auth import SIGNATURE_HEADER, sign
+from samples.brevo import brevo_email
 from tajo_events.kafka_local import LocalKafka
-from tests.payloads import brevo_email
 
 SECRET = "bench-latency-secret"  # noqa: S105 - a throw-away secret of a throw-away server
 API_TOKEN = "bench-latency-token"  # noqa: S105 - likewise

@@ -30,11 +30,11 @@ from eventlog.port import LogRecord, ReadStart
 from eventlog.sqlite import SqliteEventLog
 from replay.core import rebuild
 from replay.embedded import replay_embedded
+from samples.brevo import brevo_email
 from schemas.brevo import canonicalize_all
 from schemas.event import encode_event
 from streams.embedded import StateDb
 from tajo_events.gc_tuning import tune_for_folding
-from tests.payloads import brevo_email
 
 # Brevo event names and how often each comes, per 1000 events.
 MIX = {

@@ -1,0 +1,1 @@
+"""Webhook bodies shaped like real Brevo's, for the test suites and the benchmarks alike."""
