@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.actions import Action
-from domain.batch import BatchFold
+from domain.batch import Batch, BatchFold
 from eventlog.port import LogReader, ReadStart
 from eventlog.sqlite import PARTITION, SqliteEventLog
 from projections.store import ReadModel
@@ -47,7 +47,7 @@ async def run_embedded(log_path: Path, state_path: Path, start: ReadStart, *, ve
 
 async def verify_embedded(reader: LogReader, db: StateDb, progress: Progress | None = None) -> Verdict:
     """Rebuilds the log up to the live version's position and compares it with that version's states."""
-    position, states = db.snapshot()
+    position, states = await db.call(db.snapshot)
     if progress is not None:
         progress.total = position
     rebuilt = await rebuild(reader, ReadStart(), progress, until={PARTITION: position})
@@ -72,12 +72,12 @@ class _VersionBuild:
             self._folder = BatchFold(self._stored_state, self._stored_seen, keep=KEEP)
         folder = self._folder
         async for batch in reader.read_batches(start):
-            folder.add_all(batch)
+            await self.db.call(folder.add_all, batch)  # it reads stored states once it has dropped copies
             if progress is not None:
                 progress.advance(len(batch))
             if folder.touched >= FILL_KEYS:
-                self._fill(folder)
-        self._fill(folder)
+                await self._fill(folder)
+        await self._fill(folder)
 
     def _stored_state(self, key: str) -> bytes | None:
         return None if self._all_in_memory() else self.db.get(key, self.version)
@@ -92,14 +92,18 @@ class _VersionBuild:
         """
         return self._folder is not None and self._folder.forgets == 0
 
-    def _fill(self, folder: BatchFold) -> None:
-        batch = folder.take()
+    async def _fill(self, folder: BatchFold) -> None:
+        batch = await self.db.call(self._take_and_write, folder)
         for placed in batch.actions:
             if placed.offset >= self.live_next_at_start:  # the live fold may not have acted on it yet
                 self.tail_actions.append((placed.offset, placed.action))
         self.next_offset = batch.next_offsets.get(PARTITION, self.next_offset)
         self.folded += batch.records
+
+    def _take_and_write(self, folder: BatchFold) -> Batch:
+        batch = folder.take()
         self.db.fill(self.version, batch)
+        return batch
 
 
 async def replay_embedded(
@@ -117,13 +121,15 @@ async def replay_embedded(
     first = head if start.at_ms is not None else (start.offsets or {}).get(PARTITION, 0)
     if progress is not None:
         progress.total = await count_records(reader, start)
-    build = _VersionBuild(db, db.create_version(first), first, db.next_offset(db.live_version()))
+    version = await db.call(db.create_version, first)
+    live_next = await db.call(lambda: db.next_offset(db.live_version()))
+    build = _VersionBuild(db, version, first, live_next)
     await build.fold(reader, start, progress)
     while True:
         await build.fold(reader, ReadStart(offsets={PARTITION: build.next_offset}), progress)
         if before_switch is not None:
             before_switch(build.version)
-        if db.switch(build.version, build.tail_actions):
+        if await db.call(db.switch, build.version, build.tail_actions):
             break
     if progress is not None:
         progress.finish()

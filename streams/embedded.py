@@ -7,11 +7,13 @@ asked for are written in one transaction, so a restart resumes exactly where the
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 from domain.actions import Action, decode_action, encode_action
 from domain.batch import Batch, BatchFold
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 OnChange = Callable[[str, bytes], None]
 PARTITION = 0  # the embedded log has one partition
 OnVersion = Callable[[int, list[tuple[str, bytes]]], Awaitable[None]]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state_rows (
@@ -65,6 +69,9 @@ class StateDb:
     The live version is the one the runner folds into and the projections are built from. A replay
     builds a new version next to it and switches `live` in one transaction; the runner's next commit
     then fails with `VersionChanged` and it reloads from the new version.
+
+    Its methods block on the file. Code on an event loop runs them through `call`, on the file's own
+    thread: one at a time, never on the loop.
     """
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
@@ -72,6 +79,7 @@ class StateDb:
         self._db = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
         )
+        self._thread: ThreadPoolExecutor | None = None  # started by the first `call`
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         with self._transaction():
@@ -91,8 +99,22 @@ class StateDb:
         self.version = self.live_version()
 
     def close(self) -> None:
-        """Closes the file."""
+        """Closes the file, once the `call` running on its thread (if any) has returned."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
         self._db.close()
+
+    async def call(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs `work` (a method of this file, or work that calls them) on the file's thread, off the loop.
+
+        Calls run one at a time in the order they were made, so the connection is never used by two
+        threads at once; a call whose caller was cancelled still runs to its end before the next.
+        """
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-db")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(work, *args, **kwargs))
 
     # -- the live version, as the runner and the projections see it
 
@@ -295,7 +317,8 @@ class EmbeddedRunner:
         """Folds every record up to the head as it is now; returns how many were folded."""
         records: list[LoggedRecord] = []
         count = 0
-        async for page in self._reader.read_batches(ReadStart(offsets={PARTITION: self._db.next_offset()})):
+        start = ReadStart(offsets={PARTITION: await self._db.call(self._db.next_offset)})
+        async for page in self._reader.read_batches(start):
             records.extend(page)
             if len(records) >= self._batch:
                 count += await self._fold(records)
@@ -303,17 +326,18 @@ class EmbeddedRunner:
         return count + (await self._fold(records) if records else 0)
 
     async def _reload(self) -> None:
-        states = await asyncio.to_thread(self._db.load)
+        states = await self._db.call(self._db.load)
         await self._on_version(self._db.version, states)
 
     async def _run(self) -> None:
         while True:
             try:
-                if self._db.live_version() != self._db.version:
+                if await self._db.call(self._db.live_version) != self._db.version:
                     await self._reload()
                 await self.catch_up()
+                folded_up_to = await self._db.call(self._db.next_offset)
                 with contextlib.suppress(TimeoutError):
-                    await self._reader.wait_beyond(self._db.next_offset() - 1, 1.0)
+                    await self._reader.wait_beyond(folded_up_to - 1, 1.0)
             except asyncio.CancelledError:
                 raise
             except VersionChanged:
@@ -323,7 +347,7 @@ class EmbeddedRunner:
                 await asyncio.sleep(1.0)
 
     async def _fold(self, records: list[LoggedRecord]) -> int:
-        batch = await asyncio.to_thread(self._fold_and_commit, records)
+        batch = await self._db.call(self._fold_and_commit, records)
         for key, value in batch.states.items():
             self._on_change(key, value)
         self.folded += len(records)
