@@ -1,72 +1,157 @@
-"""The worker supervisor with a stand-in child: it follows the live generation, survives a broker it
-cannot reach yet, restarts a child that dies, and stops its children on SIGTERM."""
+"""The worker supervisor with stand-in children: it follows the live generation, survives a broker it
+cannot reach yet, restarts a child that dies, and stops its children on SIGTERM.
 
-import asyncio
+The supervisor runs in a process of its own (tests/functional/supervised.py) and the tests signal
+that process, never themselves; what it and its children did is read from the lines they append
+to a record file.
+"""
+
+import contextlib
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tajo_events import supervisor
-from tests.processes import eventually
+from tests.processes import command_line, eventually
 
-STAND_IN = "import sys, time; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + chr(10)); time.sleep({})"
-
-
-class FakeControl:
-    """Fails to follow once (the broker is away), then says 0, then 1 when told to."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.switch = asyncio.Event()
-
-    async def follow(self) -> AsyncGenerator[int, None]:
-        self.calls += 1
-        if self.calls == 1:
-            raise ConnectionError("broker not reachable yet")
-        yield 0
-        await self.switch.wait()
-        yield 1
-        await asyncio.Event().wait()
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXIT_GUARD_S = 60.0  # a guard against a hung supervisor, not a timing assertion
 
 
-def started(record: Path) -> list[str]:
-    return record.read_text().splitlines() if record.exists() else []
+@dataclass(frozen=True)
+class Line:
+    """One line of the record: what happened, to which process, with which `worker` arguments."""
+
+    what: str
+    pid: int
+    args: str
 
 
-async def lines(record: Path) -> list[str]:
-    return started(record)
+class Supervised:
+    """`python -m tests.functional.supervised` in its own session, so that leftovers can be killed."""
+
+    def __init__(self, tmp_path: Path, lifetime: float, *, effects: bool) -> None:
+        self.record = tmp_path / "record.txt"
+        self.log_path = tmp_path / "supervisor.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.functional.supervised",
+                    str(self.record),
+                    str(lifetime),
+                    *(["--effects"] if effects else []),
+                ],
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def raw(self) -> list[str]:
+        return self.record.read_text().splitlines() if self.record.exists() else []
+
+    def lines(self, what: str) -> list[Line]:
+        """The `started` or `stopped` lines of the stand-in children, in order."""
+        found = []
+        for line in self.raw():
+            kind, _, rest = line.partition(" ")
+            if kind == what:
+                pid, _, args = rest.partition(" ")
+                found.append(Line(kind, int(pid), args))
+        return found
+
+    def started(self, args: str) -> list[Line]:
+        return [line for line in self.lines("started") if line.args == args]
+
+    def running(self, pid: int) -> bool:
+        """Whether that stand-in still runs (an exited one, zombie or reaped, shows no command line)."""
+        return str(self.record) in command_line(pid)
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Signals the supervisor alone, not its process group: stopping the children is its job."""
+        os.kill(self.process.pid, sig)
+
+    async def exit_code(self) -> int:
+        async def code() -> int | None:
+            return self.process.poll()
+
+        result = await eventually(code, lambda rc: rc is not None, within=EXIT_GUARD_S)
+        assert result is not None
+        return result
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill_all(self) -> None:
+        """SIGKILL to the supervisor and whatever it left behind in its process group."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
 
-async def test_follows_the_live_generation_and_stops_its_children(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record = tmp_path / "started.txt"
-    monkeypatch.setattr(supervisor, "COMMAND", [sys.executable, "-c", STAND_IN.format(600), str(record)])
-    monkeypatch.setattr(supervisor, "RESTART_DELAY_S", 0.1)
-    control = FakeControl()
-    running = asyncio.create_task(supervisor.supervise(control, effects=True))
-    await eventually(lambda: lines(record), lambda ls: "worker --role fold --generation 0" in ls, within=30)
-    assert "worker --role effects" in started(record)
-    assert control.calls == 2  # the first follow failed and was retried
-
-    control.switch.set()
-    await eventually(lambda: lines(record), lambda ls: "worker --role fold --generation 1" in ls, within=30)
-    os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler takes it
-    assert await asyncio.wait_for(running, 60) == 0
-    assert started(record).count("worker --role fold --generation 0") == 1  # stopped, not restarted
+Spawn = Callable[[float, bool], Supervised]
 
 
-async def test_a_child_that_dies_is_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    record = tmp_path / "started.txt"
-    monkeypatch.setattr(supervisor, "COMMAND", [sys.executable, "-c", STAND_IN.format(0), str(record)])
-    monkeypatch.setattr(supervisor, "RESTART_DELAY_S", 0.1)
-    running = asyncio.create_task(supervisor.supervise(FakeControl(), effects=False))
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Starts a supervisor (children's lifetime, whether it runs the effector); kills all it left behind."""
+    started: list[Supervised] = []
+
+    def start(lifetime: float, effects: bool) -> Supervised:
+        started.append(Supervised(tmp_path, lifetime, effects=effects))
+        return started[-1]
+
+    yield start
+    for supervised in started:
+        supervised.kill_all()
+
+
+async def lines_of(supervised: Supervised) -> list[str]:
+    return supervised.raw()
+
+
+FOLD_0 = "worker --role fold --generation 0"
+FOLD_1 = "worker --role fold --generation 1"
+EFFECTS = "worker --role effects"
+
+
+async def test_follows_the_live_generation_and_stops_its_children_on_sigterm(spawn: Spawn) -> None:
+    supervised = spawn(600, True)
     await eventually(
-        lambda: lines(record), lambda ls: ls.count("worker --role fold --generation 0") >= 3, within=30
+        lambda: lines_of(supervised),
+        lambda _: bool(supervised.started(FOLD_0) and supervised.started(EFFECTS)),
+        within=30,
     )
-    os.kill(os.getpid(), signal.SIGTERM)
-    assert await asyncio.wait_for(running, 60) == 0
+    follows = [line for line in supervised.raw() if line.startswith("follow")]
+    assert follows == ["follow failed", "follow"]  # the first follow failed and was retried
+
+    supervised.signal(signal.SIGUSR1)  # the stand-in control says generation 1 is live
+    await eventually(lambda: lines_of(supervised), lambda _: bool(supervised.started(FOLD_1)), within=30)
+    [old] = supervised.started(FOLD_0)
+    assert [line.pid for line in supervised.lines("stopped")] == [old.pid]  # the old fold, and only it
+
+    supervised.signal(signal.SIGTERM)
+    assert await supervised.exit_code() == 0, supervised.output()
+
+    started = supervised.lines("started")
+    assert sorted(line.args for line in started) == sorted([EFFECTS, FOLD_0, FOLD_1])  # none restarted
+    stopped = {line.pid for line in supervised.lines("stopped")}
+    assert [line for line in started if line.pid not in stopped] == []  # each got its SIGTERM
+    assert [line for line in started if supervised.running(line.pid)] == []  # and none outlived it
+
+
+async def test_a_child_that_dies_is_started_again(spawn: Spawn) -> None:
+    supervised = spawn(0, False)
+    await eventually(lambda: lines_of(supervised), lambda _: len(supervised.started(FOLD_0)) >= 3, within=30)
+    assert len({line.pid for line in supervised.started(FOLD_0)}) == len(supervised.started(FOLD_0))
+
+    supervised.signal(signal.SIGTERM)
+    assert await supervised.exit_code() == 0, supervised.output()
+    assert [line for line in supervised.lines("started") if supervised.running(line.pid)] == []
