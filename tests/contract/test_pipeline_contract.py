@@ -11,13 +11,15 @@ bytes as each other and as the reference.
 import os
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaError
@@ -260,9 +262,6 @@ class Run:
     views: dict[str, tuple[int, bytes]]
 
 
-_RUNS: dict[str, Run] = {}  # each adapter runs the pipeline once per module; the tests share the result
-
-
 def projections_of(app: web.Application) -> web.Application:
     """The projections sub-application mounted under /api/."""
     for resource in app.router.resources():
@@ -370,18 +369,39 @@ async def _caught_up(
         raise AssertionError(f"{error}\n--- worker output (tail) ---\n{worker.output()[-4000:]}") from None
 
 
-async def run_of(adapter: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """The adapter's run of the input, made once per module."""
-    if adapter not in _RUNS:
-        monkeypatch.setenv("BREVO_WEBHOOK_SECRET", SECRET)
-        for name in ("BREVO_WEBHOOK_TOKEN", "BREVO_API_KEY"):  # no effector: the contract is about states
-            monkeypatch.delenv(name, raising=False)
-        tmp_path: Path = request.getfixturevalue("tmp_path_factory").mktemp(adapter)
-        if adapter == "embedded":
-            _RUNS[adapter] = await run_embedded(tmp_path / "data")
-        else:
-            _RUNS[adapter] = await run_kafka(request.getfixturevalue("kafka_bootstrap"), tmp_path)
-    return _RUNS[adapter]
+# -- each adapter runs the pipeline once per module, in a fixture; its tests share the result
+
+
+@contextmanager
+def contract_env() -> Iterator[None]:
+    """The ingester's webhook secret, and no effector: the contract is about states."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BREVO_WEBHOOK_SECRET", SECRET)
+        for name in ("BREVO_WEBHOOK_TOKEN", "BREVO_API_KEY"):
+            patch.delenv(name, raising=False)
+        yield
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def embedded_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The embedded adapter's run of the input."""
+    with contract_env():
+        return await run_embedded(tmp_path_factory.mktemp("embedded") / "data")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def kafka_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The Kafka adapter's run of the input."""
+    with contract_env():
+        return await run_kafka(kafka_bootstrap, tmp_path_factory.mktemp("kafka"))
+
+
+@pytest.fixture(params=ADAPTERS)
+def run(request: pytest.FixtureRequest) -> Run:
+    """Each adapter's run in turn (only the pipeline of the adapter a test gets is started)."""
+    made = request.getfixturevalue(f"{request.param}_run")
+    assert isinstance(made, Run)
+    return made
 
 
 async def reference_views() -> dict[str, tuple[int, bytes]]:
@@ -435,11 +455,7 @@ async def test_the_reference_is_not_trivial() -> None:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("adapter", ADAPTERS)
-async def test_the_adapter_logs_the_input_and_folds_it_to_the_reference_digest(
-    adapter: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run = await run_of(adapter, request, monkeypatch)
+def test_the_adapter_logs_the_input_and_folds_it_to_the_reference_digest(run: Run) -> None:
     events = canonical_events(input_bodies())
     reference = fold_log(encode_event(event) for event in events)
 
@@ -452,11 +468,7 @@ async def test_the_adapter_logs_the_input_and_folds_it_to_the_reference_digest(
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("adapter", ADAPTERS)
-async def test_the_adapter_serves_what_the_reference_serves(
-    adapter: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run = await run_of(adapter, request, monkeypatch)
+async def test_the_adapter_serves_what_the_reference_serves(run: Run) -> None:
     expected = await reference_views()
 
     assert [p for p in VIEW_PATHS if run.views[p] != expected[p]] == []
@@ -467,12 +479,10 @@ async def test_the_adapter_serves_what_the_reference_serves(
 
 @pytest.mark.kafka
 @pytest.mark.timeout(900)
-async def test_both_adapters_give_the_same_digest_and_serve_byte_identical_views(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+def test_both_adapters_give_the_same_digest_and_serve_byte_identical_views(
+    embedded_run: Run, kafka_run: Run
 ) -> None:
-    embedded = await run_of("embedded", request, monkeypatch)
-    kafka = await run_of("kafka", request, monkeypatch)
-
+    embedded, kafka = embedded_run, kafka_run
     assert embedded.digest == kafka.digest
     assert embedded.states == kafka.states
     for path in VIEW_PATHS:
