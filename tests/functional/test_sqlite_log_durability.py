@@ -111,12 +111,29 @@ async def test_a_failed_commit_fails_its_whole_batch_and_stores_none_of_it(tmp_p
         await log.stop()
 
 
-async def test_wait_beyond_wakes_on_an_append_in_this_process(tmp_path: Path) -> None:
+def looked(log: SqliteEventLog, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once `log.head()` has answered: a waiter that has looked and found nothing must be woken."""
+    answered = asyncio.Event()
+    head = log.head
+
+    async def spied() -> dict[int, int]:
+        heads = await head()
+        answered.set()
+        return heads
+
+    monkeypatch.setattr(log, "head", spied)
+    return answered
+
+
+async def test_wait_beyond_wakes_on_an_append_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = SqliteEventLog(tmp_path / "log.db", poll_interval_s=3600)  # only the in-process wake-up helps
     await log.start()
     try:
+        has_looked = looked(log, monkeypatch)
         waiter = asyncio.create_task(log.wait_beyond(-1, timeout_s=3600))
-        await asyncio.sleep(0.01)
+        await has_looked.wait()  # the append comes after the waiter saw an empty log
         assert not waiter.done()
         await log.append([LogRecord(b"k", b"first")])
         async with asyncio.timeout(60):  # a guard, not a timing assertion: the poll alone would take an hour
@@ -126,13 +143,18 @@ async def test_wait_beyond_wakes_on_an_append_in_this_process(tmp_path: Path) ->
         await log.stop()
 
 
-async def test_wait_beyond_sees_appends_of_another_instance_by_polling(tmp_path: Path) -> None:
+async def test_wait_beyond_sees_appends_of_another_instance_by_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "log.db"
     tailer, writer = SqliteEventLog(path, poll_interval_s=0.05), SqliteEventLog(path)
     await tailer.start()
     await writer.start()
     try:
+        has_looked = looked(tailer, monkeypatch)
         waiter = asyncio.create_task(tailer.wait_beyond(0, timeout_s=3600))
+        await has_looked.wait()  # the tailer saw an empty log: only its poll can see the append
+        assert not waiter.done()
         await writer.append([LogRecord(b"k", b"a"), LogRecord(b"k", b"b")])
         async with asyncio.timeout(60):
             await waiter
