@@ -78,19 +78,17 @@ async def test_wait_beyond_raises_timeout_when_nothing_comes_after_the_offset(tm
         await log.stop()
 
 
-async def test_wait_beyond_wakes_within_milliseconds_on_an_append_of_this_process(tmp_path: Path) -> None:
+async def test_wait_beyond_is_woken_by_an_append_of_this_process(tmp_path: Path) -> None:
     log = SqliteEventLog(tmp_path / "log.db", poll_interval_s=3600)  # the poll alone would take an hour
     await log.start()
     try:
         await append_one(log, b"0")
         waiter = asyncio.create_task(log.wait_beyond(0, timeout_s=3600))
         assert await still_waiting(waiter)
-        loop = asyncio.get_running_loop()
         await append_one(log, b"1")
-        appended = loop.time()
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(60):  # a guard: only the append's wake-up ends the wait before the hour
             await waiter
-        assert loop.time() - appended < 0.1
+        assert waiter.result() is None
     finally:
         await log.stop()
 
@@ -103,12 +101,10 @@ async def test_wait_beyond_sees_an_append_of_another_instance_within_the_poll(tm
     try:
         waiter = asyncio.create_task(tailer.wait_beyond(-1, timeout_s=3600))
         assert await still_waiting(waiter)
-        loop = asyncio.get_running_loop()
         await append_one(writer, b"0")  # the writer's commit does not wake the tailer: only its poll does
-        appended = loop.time()
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(60):  # a guard: the poll sees the record long before
             await waiter
-        assert loop.time() - appended < 0.05 + 0.45  # one poll, with room for a slow machine
+        assert waiter.result() is None
     finally:
         await tailer.stop()
         await writer.stop()

@@ -139,6 +139,7 @@ async def test_reads_during_a_replay_see_the_old_projection_or_the_whole_new_one
     seen: dict[str, int] = {}
     wrong: list[tuple[str, int, str]] = []
     switched = asyncio.Event()
+    rounds_after = asyncio.Event()
 
     async def read_on() -> None:
         while True:
@@ -149,6 +150,8 @@ async def test_reads_during_a_replay_see_the_old_projection_or_the_whole_new_one
                     wrong.append((path, status, version))
                 if version != "0":
                     switched.set()
+                if seen.get("1", 0) >= 2 * len(paths):  # two whole rounds on the new version
+                    rounds_after.set()
 
     reader = asyncio.create_task(read_on())
     try:
@@ -156,8 +159,7 @@ async def test_reads_during_a_replay_see_the_old_projection_or_the_whole_new_one
         assert code == 0, out + err
         async with asyncio.timeout(30):
             await switched.wait()
-        for _ in range(3 * len(paths)):  # a few more rounds on the new version
-            await asyncio.sleep(0)
+            await rounds_after.wait()
     finally:
         reader.cancel()
     assert wrong == []
