@@ -1,379 +1,247 @@
-"""Single-event webhook throughput: the real ingester on Kafka against a bare aiohttp handler.
+"""Webhook ingest at wire speed: the real services against a bare aiohttp handler, loaded by wrk.
 
-    python -m bench.ingest [--requests 5000] [--seconds 20] [--concurrency 64] [--warmup 300]
-                           [--linger-ms 2] [--profile FILE] [--broker-pid PID]
+    python -m bench.ingest [--seconds 10] [--warmup-s 3] [--connections 32]
+                           [--batch 500] [--batch-connections 4]
 
-Each server runs in a process of its own (`python -m bench.ingest serve ...`), apart from this load
-generator; both listen on 127.0.0.1 with the access log off. The broker is KAFKA_BOOTSTRAP_SERVERS when
-set, else a local one (`LocalKafka`) that is stopped at the end. Every request is a new signed Brevo
-event (distinct `ts_epoch`), and after the run the topic must hold exactly one event per 200.
+Placement, on a machine of two CPUs: the server under test runs alone on the second CPU; wrk (one
+thread), this script and the Kafka broker run on the first. Every server is served the same way
+(`tajo_events.serving.run_app`), the baseline being `bench.bare`. The services under test are the
+real commands: `tajo-events serve` on the embedded log (its fold runs in the same process, on the
+same CPU) and `tajo-events ingest` on Kafka (KAFKA_BOOTSTRAP_SERVERS when set, else a local broker
+this script starts and stops). Each request is a new Brevo event (`bench/lua/events.lua`),
+authenticated by the bearer token real Brevo sends.
+
+Each server gets a warm-up run, not measured, then the measured run. Then the log is read back: every
+event acknowledged by a 200 must be in it exactly once (a request still in flight when wrk stops
+may add events nobody saw acknowledged: at most one body per connection).
 """
 
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import os
-import signal
+import sqlite3
 import sys
-import time
+import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import orjson
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics, topic_partitions
-from ingest.app import create_app
-from ingest.auth import SIGNATURE_HEADER, sign
-from ingest.config import IngestSettings
-from samples.brevo import brevo_email
+from bench.wrk import WrkRun, cpus, free_port, python, run_wrk, server, tajo
+from eventlog.kafka import topic_partitions
 from tajo_events.kafka_local import LocalKafka
 
-SECRET = b"bench-webhook-secret"
-WEBHOOK_PATH = "/webhooks/brevo"
+TOKEN = "bench-webhook-token"  # noqa: S105 - the benchmark's own throw-away token
+API_TOKEN = "bench-api-token"  # noqa: S105 - the same
 PARTITIONS = 4
-CUSTOMERS = 512  # distinct addresses, so the events spread over the partitions as real traffic would
-BASE_TS_EPOCH_MS = 1_700_000_000_000
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
-REQUEST_TIMEOUT_S = 60.0
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("bare", "ingest")
-DEFAULT_LINGER_MS = KafkaLogSettings(bootstrap_servers="", topic="").linger_ms
-
-
-# --------------------------------------------------------------------------- server process
-
-
-async def _bare_ok(_request: web.Request) -> web.Response:
-    return web.Response()
-
-
-def _server_app(kind: str, bootstrap: str, topic: str, linger_ms: int) -> web.Application:
-    if kind == "bare":
-        app = web.Application()
-        app.router.add_post(WEBHOOK_PATH, _bare_ok)
-        return app
-    settings = KafkaLogSettings(bootstrap_servers=bootstrap, topic=topic, linger_ms=linger_ms)
-    return create_app(IngestSettings(webhook_secret=SECRET), KafkaEventLog(settings))
-
-
-async def serve(kind: str, bootstrap: str, topic: str, linger_ms: int, profile: str | None) -> None:
-    """Runs one server on a free 127.0.0.1 port, prints `{"port": N}` once it takes requests.
-
-    Ends on SIGTERM or SIGINT, after a clean shut-down (the ingester flushes and closes its producer).
-    """
-    runner = web.AppRunner(_server_app(kind, bootstrap, topic, linger_ms), access_log=None)
-    await runner.setup()  # the ingester connects its producer here
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    profiler = cProfile.Profile() if profile else None
-    if profiler is not None:
-        profiler.enable()
-    sys.stdout.write(orjson.dumps({"port": runner.addresses[0][1]}).decode() + "\n")
-    sys.stdout.flush()
-    try:
-        await stop.wait()
-    finally:
-        if profiler is not None and profile:
-            profiler.disable()
-            profiler.dump_stats(profile)
-        await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def server_process(
-    kind: str, bootstrap: str, topic: str, linger_ms: int, profile: str | None
-) -> AsyncIterator[tuple[int, int]]:
-    """Starts `serve` in a child process and yields its port and pid; stops it (SIGTERM) on exit."""
-    command = [sys.executable, "-m", "bench.ingest", "serve", "--kind", kind]
-    command += ["--bootstrap", bootstrap, "--topic", topic, "--linger-ms", str(linger_ms)]
-    if profile:
-        command += ["--profile", profile]
-    proc = await asyncio.create_subprocess_exec(
-        *command, cwd=PROJECT_ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        if proc.stdout is None:
-            raise RuntimeError("no stdout pipe to the server process")
-        async with asyncio.timeout(READY_TIMEOUT_S):
-            line = await proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{kind} server exited before it was ready (code {await proc.wait()})")
-        yield int(orjson.loads(line)["port"]), proc.pid
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(STOP_TIMEOUT_S):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-# --------------------------------------------------------------------------- load generator
-
-
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process has used so far (Linux /proc), None when unknown."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _requests(first: int) -> Iterator[tuple[bytes, str]]:
-    """Signed single-event bodies, each a new event: the `ts_epoch` (and so the event id) differs."""
-    index = first
-    while True:
-        raw = brevo_email("delivered", email=f"customer{index % CUSTOMERS}@example.com")
-        raw["ts_epoch"] = BASE_TS_EPOCH_MS + index
-        body = orjson.dumps(raw)
-        yield body, sign(SECRET, body)
-        index += 1
-
-
-@dataclass
-class PhaseResult:
-    """What one phase of load saw: a latency per answered request, the statuses, transport errors."""
-
-    latencies: list[float] = field(default_factory=list)
-    statuses: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> int:
-        return self.statuses[200]
-
-    @property
-    def answered(self) -> int:
-        return sum(self.statuses.values())
-
-    def percentile_ms(self, fraction: float) -> float:
-        """The nearest-rank percentile of the latencies, in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
-        return ordered[rank - 1] * 1000
+SINGLE_RATIO_BAR = 0.6
+P99_BAR_MS = 20.0
+BATCH_BAR_EVENTS_S = 50_000
 
 
 @dataclass(frozen=True)
-class Bounds:
-    """How much load one phase sends: at most `count` requests, none started after `seconds`."""
+class Load:
+    """One kind of load: events per body and concurrent connections."""
 
-    count: int
-    seconds: float
-    concurrency: int
-
-
-async def run_phase(
-    session: aiohttp.ClientSession, url: str, bodies: Iterator[tuple[bytes, str]], bounds: Bounds
-) -> PhaseResult:
-    """Sends up to `bounds.count` requests from `bounds.concurrency` workers, starting none late."""
-    result = PhaseResult()
-    count = bounds.count
-    sent = 0
-    start = time.perf_counter()
-    deadline = start + bounds.seconds
-
-    async def worker() -> None:
-        nonlocal sent
-        while sent < count and time.perf_counter() < deadline:
-            sent += 1
-            body, signature = next(bodies)
-            headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature}
-            began = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError) as error:
-                result.errors[type(error).__name__] += 1
-                continue
-            result.latencies.append(time.perf_counter() - began)
-            result.statuses[status] += 1
-
-    await asyncio.gather(*(worker() for _ in range(bounds.concurrency)))
-    result.elapsed = time.perf_counter() - start
-    return result
+    name: str
+    batch: int
+    connections: int
 
 
 @dataclass
-class KindResult:
-    """One server's warm-up and measured phase, and the CPU each process used during the latter."""
+class Measured:
+    """A measured run against one server, and whether its log holds what it acknowledged."""
 
-    kind: str
-    warmup: PhaseResult
-    measured: PhaseResult
-    cpu: dict[str, float | None]
+    target: str
+    load: Load
+    run: WrkRun
+    check: str = "-"
 
     @property
-    def rate(self) -> float:
-        return self.measured.ok / self.measured.elapsed if self.measured.elapsed else 0.0
+    def events_rate(self) -> float:
+        return self.run.ok * self.load.batch / self.run.seconds if self.run.seconds else 0.0
 
 
-async def load(port: int, pids: dict[str, int | None], options: argparse.Namespace, kind: str) -> KindResult:
-    """Warm-up, then the measured phase, against one server."""
-    url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-    bodies = _requests(0)
-    connector = aiohttp.TCPConnector(limit=options.concurrency)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        warmup = await run_phase(session, url, bodies, Bounds(options.warmup, 3600.0, options.concurrency))
-        before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-        measured = await run_phase(
-            session, url, bodies, Bounds(options.requests, options.seconds, options.concurrency)
-        )
-        after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    cpu: dict[str, float | None] = {}
-    for name, used in after.items():
-        start = before[name]
-        cpu[name] = None if used is None or start is None else (used - start) / measured.elapsed
-    return KindResult(kind, warmup, measured, cpu)
+def _wrk_env(prefix: str, load: Load) -> dict[str, str]:
+    return {"BENCH_TOKEN": TOKEN, "BENCH_PREFIX": prefix, "BENCH_BATCH": str(load.batch)}
 
 
-# --------------------------------------------------------------------------- the log
+def check_log(acknowledged: list[str], logged: list[str], in_flight: int) -> str:
+    """'ok' when every acknowledged id is in the log once and the rest is at most what was in flight."""
+    counts = Counter(logged)
+    twice = sum(1 for n in counts.values() if n > 1)
+    missing = sum(1 for event_id in acknowledged if event_id not in counts)
+    extra = len(counts) - (len(acknowledged) - missing)
+    if missing or twice or extra > in_flight or extra < 0:
+        return f"FAIL: {missing} acknowledged missing, {twice} twice, {extra} unacknowledged (<= {in_flight})"
+    return f"ok: {len(acknowledged)} acknowledged, each once; {extra} more in flight at the stop"
 
 
-async def count_events(bootstrap: str, topic: str) -> int:
-    """Records in the topic: the sum of its end offsets (a fresh topic, written only by this run)."""
+def _sqlite_ids(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [orjson.loads(value)["event_id"] for (value,) in db.execute("SELECT value FROM events")]
+
+
+async def _kafka_ids(bootstrap: str, topic: str) -> list[str]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await topic_partitions(bootstrap, topic)
-        if not partitions:
-            raise RuntimeError(f"topic {topic} has no partitions")
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return int(sum(ends.values()))
+        partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        ids: list[str] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                ids.extend(orjson.loads(record.value)["event_id"] for record in records if record.value)
+        return ids
     finally:
         await consumer.stop()
 
 
-# --------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class Bench:
+    """Where things run and for how long: the servers one after another, each loaded the same way."""
+
+    options: argparse.Namespace
+    load_cpu: int
+    server_cpu: int
+    work: Path
+    bootstrap: str
+
+    def _drive(self, base: str, load: Load) -> tuple[WrkRun, WrkRun]:
+        """The warm-up run, then the measured one, each with event ids of its own."""
+        url = f"{base}/webhooks/brevo"
+        runs = []
+        for phase, seconds in (("warm", self.options.warmup_s), ("run", self.options.seconds)):
+            env = _wrk_env(f"{phase}-{uuid.uuid4().hex[:8]}", load)
+            runs.append(
+                run_wrk(
+                    url,
+                    "events.lua",
+                    cpu=self.load_cpu,
+                    connections=load.connections,
+                    seconds=seconds,
+                    env=env,
+                )
+            )
+        return runs[0], runs[1]
+
+    def bare(self, load: Load) -> Measured:
+        port = free_port()
+        command = python("bench.bare", "--port", str(port))
+        with server(
+            "bare", command, cpu=self.server_cpu, port=port, env={}, log=self.work / "bare.log"
+        ) as bare:
+            _, run = self._drive(bare.base, load)
+        return Measured("bare aiohttp", load, run)
+
+    def embedded(self, load: Load) -> Measured:
+        port, data = free_port(), Path(tempfile.mkdtemp(prefix="embedded-", dir=self.work))
+        env = {"TAJO_DATA_DIR": str(data), "BREVO_WEBHOOK_TOKEN": TOKEN, "TAJO_API_TOKEN": API_TOKEN}
+        command = tajo("serve", "--port", str(port))
+        log = self.work / "serve.log"
+        with server("serve", command, cpu=self.server_cpu, port=port, env=env, log=log) as serve:
+            warm, run = self._drive(serve.base, load)
+        logged = _sqlite_ids(data / "log.db")
+        check = check_log(warm.ids + run.ids, logged, 2 * load.connections * load.batch)
+        return Measured("serve (embedded log)", load, run, check)
+
+    def kafka(self, load: Load) -> Measured:
+        port, topic = free_port(), f"bench-ingest-{uuid.uuid4().hex[:10]}"
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "TAJO_EVENTS_TOPIC": topic,
+            "TAJO_PARTITIONS": str(PARTITIONS),
+            "BREVO_WEBHOOK_TOKEN": TOKEN,
+        }
+        command = tajo("ingest", "--port", str(port))
+        log = self.work / "ingest.log"
+        with server("ingest", command, cpu=self.server_cpu, port=port, env=env, log=log) as ingest:
+            warm, run = self._drive(ingest.base, load)
+        logged = asyncio.run(_kafka_ids(self.bootstrap, topic))
+        check = check_log(warm.ids + run.ids, logged, 2 * load.connections * load.batch)
+        return Measured("ingest (Kafka)", load, run, check)
 
 
-HEADER = (
-    f"{'server':<7}{'requests':>9}{'200':>7}{'non-200':>8}{'errors':>7}{'seconds':>8}{'req/s':>9}"
-    f"{'p50 ms':>8}{'p99 ms':>8}  {'CPU% srv/gen/kafka':>18}{'srv CPU us/req':>15}"
-)
+@contextlib.contextmanager
+def _broker() -> Iterator[tuple[str, str]]:
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured, "KAFKA_BOOTSTRAP_SERVERS"
+        return
+    with LocalKafka(num_partitions=PARTITIONS) as kafka:
+        yield kafka.bootstrap_servers, "a local broker, stopped at the end"
 
 
-def _row(result: KindResult) -> str:
-    measured = result.measured
-    errors = sum(measured.errors.values())
-    cpu = "/".join("-" if used is None else f"{used * 100:.0f}" for used in result.cpu.values())
-    server_cpu = result.cpu.get("server")
-    per_request = (
-        "-"
-        if server_cpu is None or not measured.answered
-        else f"{server_cpu * measured.elapsed / measured.answered * 1e6:.0f}"
-    )
+def _row(result: Measured, bare: Measured | None) -> str:
+    run = result.run
+    ratio = f"{result.run.rate / bare.run.rate:.2f}" if bare is not None and bare.run.rate else "-"
     return (
-        f"{result.kind:<7}{measured.answered + errors:>9}{measured.ok:>7}{measured.answered - measured.ok:>8}"
-        f"{errors:>7}{measured.elapsed:>8.2f}{result.rate:>9.1f}{measured.percentile_ms(0.50):>8.1f}"
-        f"{measured.percentile_ms(0.99):>8.1f}  {cpu:>18}{per_request:>15}"
+        f"{result.target:<22}{result.load.name:<13}{run.rate:>9.0f}{result.events_rate:>10.0f}"
+        f"{run.p50_ms:>8.1f}{run.p99_ms:>8.1f}{run.non_2xx + run.socket_errors:>7}{ratio:>7}  {result.check}"
     )
 
 
-def _problems(result: KindResult) -> str:
-    both = PhaseResult(statuses=result.warmup.statuses + result.measured.statuses)
-    both.errors = result.warmup.errors + result.measured.errors
-    others = {status: n for status, n in both.statuses.items() if status != 200}
-    return f"  {result.kind}: statuses {others or '-'}, errors {dict(both.errors) or '-'}"
-
-
-async def bench(options: argparse.Namespace, bootstrap: str, broker: str, broker_pid: int | None) -> int:
-    """Runs both servers under the same load, prints the table, checks the log; returns the exit code."""
-    topic = f"bench-ingest-{uuid.uuid4().hex[:10]}"
-    await ensure_topics(bootstrap, {topic: PARTITIONS})
-    print(
-        f"bench.ingest: POST {WEBHOOK_PATH} on 127.0.0.1, concurrency {options.concurrency}, "
-        f"warm-up {options.warmup}, measured up to {options.requests} requests or {options.seconds:g} s"
-    )
-    print(
-        f"kafka {bootstrap} ({broker}), topic {topic} ({PARTITIONS} partitions), "
-        f"producer linger_ms {options.linger_ms}"
-    )
-    results: dict[str, KindResult] = {}
-    for kind in KINDS:
-        profile = options.profile if kind == "ingest" else None
-        async with server_process(kind, bootstrap, topic, options.linger_ms, profile) as (port, pid):
-            pids = {"server": pid, "loadgen": os.getpid(), "kafka": broker_pid}
-            results[kind] = await load(port, pids, options, kind)
+def bench(options: argparse.Namespace) -> int:
+    """Runs every server under both loads; prints the table and the bars; 1 when a log check fails."""
+    load_cpu, server_cpu = cpus()
+    os.sched_setaffinity(0, {load_cpu})  # this script, and the broker it may start, beside wrk
+    single = Load("1 event", 1, options.connections)
+    batched = Load(f"{options.batch} events", options.batch, options.batch_connections)
+    with _broker() as (bootstrap, broker), tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+        runner = Bench(options, load_cpu, server_cpu, Path(folder), bootstrap)
+        print(
+            f"bench.ingest: server on CPU {server_cpu}; wrk (1 thread), this script and Kafka ({broker}) "
+            f"on CPU {load_cpu}; warm-up {options.warmup_s:g} s then {options.seconds:g} s measured per run"
+        )
+        results: list[tuple[Measured, Measured | None]] = []
+        for load in (single, batched):
+            bare = runner.bare(load)
+            results.append((bare, None))
+            results.append((runner.embedded(load), bare))
+            results.append((runner.kafka(load), bare))
     print()
-    print(HEADER)
-    for kind in KINDS:
-        print(_row(results[kind]))
-    bare, ingest = results["bare"], results["ingest"]
-    ratio = ingest.rate / bare.rate if bare.rate else float("nan")
-    print(f"ratio ingest/bare: {ratio:.2f} (aim >= 0.6)")
-    if any(r.answered != r.ok or r.errors for k in KINDS for r in (results[k].warmup, results[k].measured)):
-        print("not every request got a 200:")
-        for kind in KINDS:
-            print(_problems(results[kind]))
-    in_log = await count_events(bootstrap, topic)
-    acknowledged = ingest.warmup.ok + ingest.measured.ok
-    print(f"events in topic: {in_log}; ingest 200s (warm-up + measured): {acknowledged}")
-    if in_log != acknowledged:
-        print(f"FAIL: the topic holds {in_log} events but the ingester answered 200 to {acknowledged}")
-        return 1
-    print("OK: one event in the log per 200")
-    return 0
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000, help="measured requests per server (5000)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="time bound of the measured phase (20)")
-    parser.add_argument("--concurrency", type=int, default=64, help="concurrent requests (64)")
-    parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests first (300)")
-    parser.add_argument("--linger-ms", type=int, default=DEFAULT_LINGER_MS, help="producer linger_ms")
-    parser.add_argument("--profile", help="write a cProfile of the ingest server to this file")
-    parser.add_argument(
-        "--broker-pid", type=int, help="with KAFKA_BOOTSTRAP_SERVERS: the broker's pid, to report its CPU"
-    )
-    sub = parser.add_subparsers(dest="command")
-    server = sub.add_parser("serve", help="(internal) run one server under test")
-    server.add_argument("--kind", choices=KINDS, required=True)
-    server.add_argument("--bootstrap", required=True)
-    server.add_argument("--topic", required=True)
-    server.add_argument("--linger-ms", type=int, required=True)
-    server.add_argument("--profile")
-    return parser
+    print(f"{'server':<22}{'body':<13}{'req/s':>9}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+          f"{'ratio':>7}  log check")  # fmt: skip
+    for result, baseline in results:
+        print(_row(result, baseline))
+    print()
+    failed = False
+    for result, baseline in results:
+        if baseline is None:
+            continue
+        if result.load.batch == 1:
+            ratio = result.run.rate / baseline.run.rate
+            good = ratio >= SINGLE_RATIO_BAR and result.run.p99_ms < P99_BAR_MS
+            print(
+                f"{'PASS' if good else 'MISS'} {result.target}, single events: {ratio:.2f}x the bare handler "
+                f"(bar {SINGLE_RATIO_BAR}), p99 {result.run.p99_ms:.1f} ms (bar < {P99_BAR_MS:g})"
+            )
+        else:
+            good = result.events_rate >= BATCH_BAR_EVENTS_S
+            print(
+                f"{'PASS' if good else 'MISS'} {result.target}, {result.load.batch}-event bodies: "
+                f"{result.events_rate:,.0f} events/s into the log (bar {BATCH_BAR_EVENTS_S:,})"
+            )
+        failed = failed or result.check.startswith("FAIL")
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the benchmark, or (`serve`) one server under test."""
-    options = _parser().parse_args(argv)
-    if options.command == "serve":
-        asyncio.run(serve(options.kind, options.bootstrap, options.topic, options.linger_ms, options.profile))
-        return 0
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        return asyncio.run(bench(options, configured, "KAFKA_BOOTSTRAP_SERVERS", options.broker_pid))
-    with LocalKafka(num_partitions=PARTITIONS) as kafka:
-        return asyncio.run(
-            bench(options, kafka.bootstrap_servers, "local broker, stopped at the end", kafka.pid)
-        )
+    """Parses the options and runs the benchmark."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (10)")
+    parser.add_argument("--warmup-s", type=float, default=3.0, help="unmeasured seconds first (3)")
+    parser.add_argument("--connections", type=int, default=32, help="connections, single events (32)")
+    parser.add_argument("--batch", type=int, default=500, help="events per batched body (500)")
+    parser.add_argument("--batch-connections", type=int, default=4, help="connections, batches (4)")
+    return bench(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
+from tajo_events.serving import run_app
 from tajo_events.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -68,13 +69,13 @@ def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
     """Runs the webhook ingester until interrupted."""
     app = _ingest_app(pipeline)
     asyncio.run(_prepare_topics(pipeline))
-    web.run_app(app, host=host, port=port, print=_announce("ingester"))
+    run_app(app, host, port, _announce("ingester"))
     return 0
 
 
 def run_projections(pipeline: PipelineSettings, host: str, port: int) -> int:
     """Runs the projections API until interrupted."""
-    web.run_app(_projections_app(pipeline), host=host, port=port, print=_announce("projections API"))
+    run_app(_projections_app(pipeline), host, port, _announce("projections API"))
     return 0
 
 
@@ -121,16 +122,14 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
         app = create_embedded_app(pipeline.data_dir, pipeline.require_api_token())
         tune_for_folding()  # this process folds the log too
         where = f"embedded log in {pipeline.data_dir.resolve()}"
-        web.run_app(app, host=host, port=port, print=_welcome(host, port, where))
+        run_app(app, host, port, _welcome(host, port, where))
         return 0
     asyncio.run(_prepare_topics(pipeline))
     app = _ingest_app(pipeline)
     app.add_subapp("/api/", _projections_app(pipeline))
     worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:
-        web.run_app(
-            app, host=host, port=port, print=_welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}")
-        )
+        run_app(app, host, port, _welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}"))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
