@@ -54,17 +54,7 @@ class PartitionWriter:
     async def write(self, records: Mapping[tuple[str, int], Sequence[KeyValue]]) -> None:
         """Writes records by (topic, partition), in order within each; returns once all are acknowledged."""
         await self.start()
-        deliveries: list[asyncio.Future[object]] = []
-        for (topic, partition), pairs in records.items():
-            batch = self._producer.create_batch()
-            for key, value in pairs:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    deliveries.append(await self._producer.send_batch(batch, topic, partition=partition))
-                    batch = self._producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
-            if batch.record_count():
-                deliveries.append(await self._producer.send_batch(batch, topic, partition=partition))
+        deliveries = await send_batches(self._producer, records)
         if deliveries:
             await asyncio.gather(*deliveries)
 
@@ -82,6 +72,27 @@ class PartitionWriter:
         for key, value in pairs:
             by_partition.setdefault((topic, partition_of(key, count)), []).append((key, value))
         await self.write(by_partition)
+
+
+async def send_batches(
+    producer: AIOKafkaProducer, records: Mapping[tuple[str, int], Sequence[KeyValue]]
+) -> list[asyncio.Future[object]]:
+    """Hands records to `producer` as record batches, one or more per (topic, partition), in order.
+
+    Returns the batches' deliveries: each resolves once the broker acknowledged its batch.
+    """
+    deliveries: list[asyncio.Future[object]] = []
+    for (topic, partition), pairs in records.items():
+        batch = producer.create_batch()
+        for key, value in pairs:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
+        if batch.record_count():
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    return deliveries
 
 
 _PARTITIONER = DefaultPartitioner()
