@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+from tajo_events.gc_tuning import tune_for_folding
+
 log = logging.getLogger(__name__)
 
 
@@ -41,4 +43,5 @@ def run_app(
     access_log = logging.getLogger("aiohttp.access") if _flag(env, "TAJO_ACCESS_LOG") else None
     loop = event_loop_factory(env)()
     asyncio.set_event_loop(loop)
+    tune_for_folding()  # the app is set up: what exists now is never garbage
     web.run_app(app, host=host, port=port, print=announce, access_log=access_log, loop=loop)
