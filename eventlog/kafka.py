@@ -5,6 +5,11 @@ arrives while a write is in flight go together in the next one, as one record ba
 (placed by the key, as Kafka's default partitioner places it). Each caller returns once the
 broker acknowledged every batch its records were in; a failed write fails every caller in it.
 One `send` per record cost some 30 µs of Python per event; a batch costs that per partition.
+
+An append the broker does not acknowledge within `append_timeout_s` (3 s: Brevo waits 5 s for an
+answer) fails. Once a write failed the log is known to be down: while the next write (the probe)
+is in flight, other appends fail at once instead of each waiting out the timeout; the first write
+that succeeds again brings the log back.
 """
 
 import asyncio
@@ -29,7 +34,7 @@ class KafkaLogSettings:
 
     bootstrap_servers: str
     topic: str
-    append_timeout_s: float = 10.0
+    append_timeout_s: float = 3.0
     linger_ms: int = 0  # batches still fill while a request is in flight; 0 keeps light traffic fast
 
 
@@ -50,6 +55,7 @@ class KafkaEventLog:
         self._lock = asyncio.Lock()
         self._pending: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._down: str | None = None  # why the last write failed, until one succeeds
 
     async def start(self) -> None:
         try:
@@ -68,7 +74,14 @@ class KafkaEventLog:
             except TimeoutError:
                 log.warning("event log did not flush within %ss at shutdown", self._settings.append_timeout_s)
 
+    @property
+    def probing(self) -> bool:
+        """True while the log is known to be down and a write is finding out whether it is back."""
+        return self._down is not None and self._writer is not None and not self._writer.done()
+
     async def append(self, records: Sequence[LogRecord]) -> None:
+        if self.probing:
+            raise LogUnavailable(f"the log is down ({self._down}); a write is probing it")
         producer = await self._connect()
         waiting = _Waiting(records, asyncio.get_running_loop().create_future())
         self._pending.append(waiting)
@@ -97,15 +110,24 @@ class KafkaEventLog:
                     await asyncio.gather(*await send_batches(producer, by_partition))
             except (KafkaError, TimeoutError) as error:
                 failure = LogUnavailable(f"append to {topic!r} failed: {error!r}")
-                log.warning("write of %d appends to %s failed: %r", len(group), topic, error)
+                if self._down is None:
+                    log.warning("write of %d appends to %s failed: %r", len(group), topic, error)
+                self._down = repr(error)
                 _settle(group, failure)
+                _settle(self._take_pending(), failure)  # arrived while it failed: Brevo retries them
                 continue
             except BaseException as error:
                 _settle(group, LogUnavailable(f"append to {topic!r} failed: {error!r}"))
-                pending, self._pending = self._pending, []
-                _settle(pending, LogUnavailable(f"append to {topic!r} abandoned: {error!r}"))
+                _settle(self._take_pending(), LogUnavailable(f"append to {topic!r} abandoned: {error!r}"))
                 raise
+            if self._down is not None:
+                log.warning("the log %s takes appends again", topic)
+                self._down = None
             _settle(group, None)
+
+    def _take_pending(self) -> list[_Waiting]:
+        pending, self._pending = self._pending, []
+        return pending
 
     async def health(self) -> LogHealth:
         topic = self._settings.topic

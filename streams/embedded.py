@@ -291,9 +291,11 @@ class EmbeddedRunner:
         on_change: OnChange,
         on_version: OnVersion,
         *,
-        batch: int = 500,
+        batch: int = 2_000,
+        linger_s: float = 0.05,
     ) -> None:
         self._reader = reader
+        self._linger_s = linger_s
         self._db = state_db
         self._on_change = on_change
         self._on_version = on_version
@@ -338,6 +340,10 @@ class EmbeddedRunner:
                 folded_up_to = await self._db.call(self._db.next_offset)
                 with contextlib.suppress(TimeoutError):
                     await self._reader.wait_beyond(folded_up_to - 1, 1.0)
+                    # Lingers, as a producer does, so that a burst folds in a few large batches (one
+                    # state commit each, a customer's state decoded once per batch) instead of one
+                    # small batch per group commit competing with the ingester for the same core.
+                    await asyncio.sleep(self._linger_s)
             except asyncio.CancelledError:
                 raise
             except VersionChanged:

@@ -55,7 +55,9 @@ async def _prepare_topics(pipeline: PipelineSettings) -> None:
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
     settings = IngestSettings.from_env(os.environ)
-    event_log = KafkaEventLog(KafkaLogSettings(pipeline.require_kafka(), pipeline.events_topic))
+    event_log = KafkaEventLog(
+        KafkaLogSettings(pipeline.require_kafka(), pipeline.events_topic, pipeline.append_timeout_s)
+    )
     return create_ingest_app(settings, event_log)
 
 

@@ -14,6 +14,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer") from error
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        seconds = float(env.get(name, default))
+    except ValueError as error:
+        raise ConfigError(f"{name} must be a number of seconds") from error
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     """Where the log lives and how the services share it."""
@@ -28,6 +38,7 @@ class PipelineSettings:
     api_token: str | None = field(repr=False)
     session_timeout_s: float = 30.0
     stall_timeout_s: float = 60.0
+    append_timeout_s: float = 3.0  # well inside the 5 s Brevo waits for an answer
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "PipelineSettings":
@@ -43,6 +54,7 @@ class PipelineSettings:
             api_token=env.get("TAJO_API_TOKEN") or None,
             session_timeout_s=_int(env, "TAJO_SESSION_TIMEOUT_S", 30),
             stall_timeout_s=_int(env, "TAJO_STALL_TIMEOUT_S", 60),
+            append_timeout_s=_seconds(env, "TAJO_APPEND_TIMEOUT_S", 3.0),
         )
 
     def require_kafka(self) -> str:
