@@ -3,7 +3,8 @@
 The log is a single partition (0), so it keeps a total order and therefore the order of every key.
 WAL mode with `synchronous=FULL` syncs the write-ahead log at each commit: an append that returned
 survives `kill -9` and power loss. Every SQLite call runs on one dedicated thread, and appends that
-arrive while a commit is in flight are group-committed in the next transaction.
+arrive while a commit is in flight are group-committed in the next transaction; `append_stats()`
+tells how many commits held how many appends.
 """
 
 import asyncio
@@ -46,6 +47,25 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class AppendStats:
+    """The successful commits of one `SqliteEventLog` since it was made, and what they held."""
+
+    commits: int = 0
+    appends: int = 0  # calls of `append` (one per caller) that those commits acknowledged
+    records: int = 0
+    largest_group: int = 0  # the most appends that one commit held
+
+    def after_commit(self, appends: int, records: int) -> "AppendStats":
+        """These stats with one more commit of `appends` calls holding `records` records."""
+        return AppendStats(
+            self.commits + 1,
+            self.appends + appends,
+            self.records + records,
+            max(self.largest_group, appends),
+        )
+
+
 @dataclass(slots=True)
 class _PendingAppend:
     """One caller's records waiting for the next commit, and the future that tells it the outcome."""
@@ -78,6 +98,7 @@ class SqliteEventLog:
         self._pending: list[_PendingAppend] = []
         self._committer: asyncio.Task[None] | None = None
         self._appended = asyncio.Event()  # set, then replaced, after each commit of this process
+        self._stats = AppendStats()
 
     # --- the append side -------------------------------------------------------------------------
 
@@ -109,6 +130,10 @@ class SqliteEventLog:
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_pending(), name=f"sqlite-log:{self._path}")
         await pending.done
+
+    def append_stats(self) -> AppendStats:
+        """How many commits this instance made, and the appends and records they held."""
+        return self._stats
 
     async def health(self) -> LogHealth:
         try:
@@ -185,6 +210,7 @@ class SqliteEventLog:
                     raise
                 log.warning("append of %d records to %s failed: %r", len(records), self._path, error)
                 continue
+            self._stats = self._stats.after_commit(len(batch), len(records))
             for pending in batch:
                 if not pending.done.done():  # a caller that gave up still had its records stored
                     pending.done.set_result(None)

@@ -10,14 +10,14 @@ from typing import cast
 import pytest
 
 from eventlog.port import LoggedRecord, LogRecord, LogUnavailable, ReadStart
-from eventlog.sqlite import SqliteEventLog
+from eventlog.sqlite import AppendStats, SqliteEventLog
 
 BATCH = 3
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACKS_BEFORE_KILL = 300
 
 # Eight tasks append batches of three records each, concurrently (so commits are grouped), and
-# print one line per batch as soon as its append has returned.
+# print one line per batch as soon as its append has returned, with the most appends one commit held.
 WRITER = """
 import asyncio, sys
 from pathlib import Path
@@ -30,7 +30,7 @@ async def writer(log, task):
         await log.append(
             [LogRecord(f"t{task}".encode(), f"{task}:{batch}:{i}".encode()) for i in range(int(sys.argv[2]))]
         )
-        print(f"ack {task}:{batch}", flush=True)
+        print(f"ack {task}:{batch} {log.append_stats().largest_group}", flush=True)
         batch += 1
 
 async def main():
@@ -65,16 +65,20 @@ async def test_every_acknowledged_append_survives_kill_9_and_no_batch_is_partial
     )
     assert child.stdout is not None
     acknowledged: set[str] = set()
+    largest_group = 0
     try:
         async with asyncio.timeout(120):  # a guard against a hung child, not a timing assertion
-            while len(acknowledged) < ACKS_BEFORE_KILL:
+            while len(acknowledged) < ACKS_BEFORE_KILL or largest_group < 2:
                 line = await child.stdout.readline()
                 assert line, f"the writer ended early: {await child.communicate()}"
-                acknowledged.add(line.decode().split()[1])
+                _, batch, group = line.decode().split()
+                acknowledged.add(batch)
+                largest_group = max(largest_group, int(group))
     finally:
         child.send_signal(signal.SIGKILL)  # mid-stream: the writers never stop on their own
         await child.communicate()
     assert child.returncode == -signal.SIGKILL
+    assert largest_group > 1  # the acknowledged appends include some that shared a commit
 
     records = await read_all(path)
 
@@ -86,6 +90,26 @@ async def test_every_acknowledged_append_survives_kill_9_and_no_batch_is_partial
     for record in records:
         by_task.setdefault(record.key, []).append(int(record.value.split(b":")[1]))
     assert all(seen == sorted(seen) for seen in by_task.values())
+
+
+async def test_appends_that_arrive_together_share_a_commit_and_the_stats_say_so(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    await log.start()
+    try:
+        await log.append([LogRecord(b"k", b"alone")])
+        assert log.append_stats() == AppendStats(commits=1, appends=1, records=1, largest_group=1)
+
+        await asyncio.gather(
+            *(log.append([LogRecord(b"k", f"{n}:{i}".encode()) for i in range(n % 3 + 1)]) for n in range(16))
+        )
+
+        stats = log.append_stats()
+        assert (stats.appends, stats.records) == (17, 1 + sum(n % 3 + 1 for n in range(16)))
+        assert stats.commits < stats.appends  # some commit held more than one caller's records
+        assert stats.largest_group > 1
+        assert await log.head() == {0: stats.records}
+    finally:
+        await log.stop()
 
 
 async def test_a_failed_commit_fails_its_whole_batch_and_stores_none_of_it(tmp_path: Path) -> None:
@@ -101,10 +125,12 @@ async def test_a_failed_commit_fails_its_whole_batch_and_stores_none_of_it(tmp_p
         )
         assert isinstance(outcomes[0], LogUnavailable)
         assert isinstance(outcomes[1], LogUnavailable)  # grouped into the commit that failed
+        assert log.append_stats().commits == 1  # a failed commit is not counted
         await log.append([LogRecord(b"k", b"after")])
 
         values = [record.value async for record in log.read(ReadStart())]
         assert values == [b"before", b"after"]
+        assert log.append_stats() == AppendStats(commits=2, appends=2, records=2, largest_group=1)
         assert await log.head() == {0: 2}
         assert (await log.health()).ok
     finally:
