@@ -284,7 +284,7 @@ class EmbeddedRunner:
     states (to build the projections it serves from them), then folding goes on from its position.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the batch size and linger are keyword-only options
         self,
         reader: TailingReader,
         state_db: StateDb,
