@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One record to append: its ordering key and its encoded event."""
+class LogRecord(NamedTuple):
+    """One record to append: its ordering key and its encoded event (a tuple: made per event, cheap)."""
 
     key: bytes
     value: bytes

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -277,6 +278,41 @@ class StateDb:
         self._db.execute("COMMIT")
 
 
+class BurstWatch:
+    """When the embedded fold should step aside: while the ingester appends a burst, for a while.
+
+    `serve` runs the ingester and the fold in one process, on one core when that is all there is.
+    A campaign's burst is what Brevo waits on (5 s per webhook, then retries) while the views can
+    be late: so while the log grows faster than `burst_rate` events/s, the fold waits, up to
+    `max_defer_s` after it first fell behind; then it folds at its full speed again, burst or not,
+    so the views are never more than about that late. Below the rate (Brevo's steady trickle, a
+    thousand events/s) it never waits.
+    """
+
+    def __init__(self, burst_rate: float, max_defer_s: float) -> None:
+        self._burst_rate = burst_rate
+        self._max_defer_s = max_defer_s
+        self._last: tuple[int, float] | None = None  # the head and when it was seen
+        self._behind_since: float | None = None
+
+    def pause(self, head: int, now: float) -> float:
+        """How long to wait before folding the next batch: 0 to fold now."""
+        last, self._last = self._last, (head, now)
+        if self._behind_since is None:
+            self._behind_since = now
+        if last is None or now <= last[1] or now - self._behind_since >= self._max_defer_s:
+            return 0.0
+        rate = (head - last[0]) / (now - last[1])
+        return PAUSE_S if rate >= self._burst_rate else 0.0
+
+    def caught_up(self) -> None:
+        """The fold reached the head: the next fall behind starts a new deferral."""
+        self._behind_since = None
+
+
+PAUSE_S = 0.1
+
+
 class EmbeddedRunner:
     """Tails the log from the live version's position, folds each batch, commits, then tells `on_change`.
 
@@ -293,9 +329,12 @@ class EmbeddedRunner:
         *,
         batch: int = 2_000,
         linger_s: float = 0.05,
+        burst_rate: float = 5_000.0,
+        max_defer_s: float = 30.0,
     ) -> None:
         self._reader = reader
         self._linger_s = linger_s
+        self._burst = BurstWatch(burst_rate, max_defer_s)
         self._db = state_db
         self._on_change = on_change
         self._on_version = on_version
@@ -315,17 +354,32 @@ class EmbeddedRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def catch_up(self) -> int:
-        """Folds every record up to the head as it is now; returns how many were folded."""
+    async def catch_up(self, *, yield_to_bursts: bool = False) -> int:
+        """Folds every record up to the head as it is now; returns how many were folded.
+
+        With `yield_to_bursts`, each batch waits while the ingester appends a burst (`BurstWatch`).
+        """
         records: list[LoggedRecord] = []
         count = 0
         start = ReadStart(offsets={PARTITION: await self._db.call(self._db.next_offset)})
         async for page in self._reader.read_batches(start):
             records.extend(page)
             if len(records) >= self._batch:
+                if yield_to_bursts:
+                    await self._wait_out_burst()
                 count += await self._fold(records)
                 records = []
+        if records and yield_to_bursts:
+            await self._wait_out_burst()
         return count + (await self._fold(records) if records else 0)
+
+    async def _wait_out_burst(self) -> None:
+        while True:
+            head = (await self._reader.head()).get(PARTITION, 0)
+            pause = self._burst.pause(head, time.monotonic())
+            if not pause:
+                return
+            await asyncio.sleep(pause)
 
     async def _reload(self) -> None:
         states = await self._db.call(self._db.load)
@@ -336,7 +390,8 @@ class EmbeddedRunner:
             try:
                 if await self._db.call(self._db.live_version) != self._db.version:
                     await self._reload()
-                await self.catch_up()
+                await self.catch_up(yield_to_bursts=True)
+                self._burst.caught_up()
                 folded_up_to = await self._db.call(self._db.next_offset)
                 with contextlib.suppress(TimeoutError):
                     await self._reader.wait_beyond(folded_up_to - 1, 1.0)
