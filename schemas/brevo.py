@@ -112,13 +112,14 @@ def _all_fields(raw: RawEvent, received_at: datetime, inbound: bool) -> list[dic
 
 def _fields(raw: RawEvent, received_at: datetime, inbound: bool) -> dict[str, Any]:
     """The canonical event's fields in the model's order, the empty typed ones left out as it leaves them."""
+    event_name = _name(raw, "event")
     if inbound:
         source, kind = "inbound", EventType.UNKNOWN
-    elif _is_sms(raw):
-        source = _name(raw, "event") or _name(raw, "msg_status")
+    elif _is_sms(raw, event_name):
+        source = event_name or _name(raw, "msg_status")
         kind = SMS_NAMES.get(source, EventType.UNKNOWN)
     else:
-        source = _name(raw, "event")
+        source = event_name
         kind = EMAIL_NAMES.get(source, EventType.UNKNOWN)
     if not source:
         raise InvalidEvent("missing `event`")
@@ -141,7 +142,9 @@ def _fields(raw: RawEvent, received_at: datetime, inbound: bool) -> dict[str, An
 
 def event_id(raw: RawEvent) -> str:
     """A digest of the event's content: equal for a re-sent event, different for any other."""
-    content = {key: value for key, value in raw.items() if key not in _NOT_CONTENT}
+    content = dict(raw)  # a copy, then the keys left out: quicker than a filtering comprehension
+    for key in _NOT_CONTENT:
+        content.pop(key, None)
     return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
@@ -150,8 +153,8 @@ def _name(raw: RawEvent, key: str) -> str:
     return value.strip().lower() if isinstance(value, str) else ""
 
 
-def _is_sms(raw: RawEvent) -> bool:
-    if "msg_status" in raw or _name(raw, "event").startswith("sms_"):
+def _is_sms(raw: RawEvent, event_name: str) -> bool:
+    if "msg_status" in raw or event_name.startswith("sms_"):
         return True
     return "email" not in raw and ("to" in raw or "phone" in raw)
 
@@ -193,6 +196,9 @@ def _address(raw: RawEvent, kind: EventType) -> str | None:
 
 
 def _occurred_at(raw: RawEvent, received_at: datetime) -> datetime:
+    ts_epoch = raw.get("ts_epoch")
+    if type(ts_epoch) is int and 0 < ts_epoch < _MAX_MS:  # the common case, read as the loop below reads it
+        return from_epoch_ms(ts_epoch)
     for key, scale in (("ts_epoch", 1), ("ts_event", 1000), ("ts", 1000)):
         number = _number(raw.get(key))
         if number is not None and 0 < number * scale < _MAX_MS:

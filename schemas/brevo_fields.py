@@ -130,6 +130,9 @@ def flag(raw: RawEvent, key: str) -> bool | None:
     return None
 
 
+_FAMILY = {kind: kind.value.partition(".")[0] for kind in EventType}  # `email` of `email.opened`
+
+
 class TypedFields(TypedDict, total=False):
     """The canonical event's typed fields, as read from a payload (absent: the event has none)."""
 
@@ -146,7 +149,7 @@ class TypedFields(TypedDict, total=False):
 
 def typed_fields(raw: RawEvent, kind: EventType) -> TypedFields:
     """The fields of an event of this type that the fold needs, read from its payload."""
-    family = kind.value.partition(".")[0]
+    family = _FAMILY[kind]
     if family == "email":
         return {
             "campaign_name": campaign_name(raw),
