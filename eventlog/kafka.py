@@ -89,9 +89,8 @@ class KafkaEventLog:
             self._writer = asyncio.create_task(self._write_pending(producer), name="kafka-log-writer")
         try:
             async with asyncio.timeout(self._settings.append_timeout_s):
-                await asyncio.shield(waiting.done)  # a caller that gives up leaves the others' write alone
+                await waiting.done  # its own future: a caller that gives up cancels only that
         except TimeoutError as error:
-            waiting.done.add_done_callback(_retrieve)  # the outcome nobody waits for any more
             topic, limit = self._settings.topic, self._settings.append_timeout_s
             raise LogUnavailable(f"append to {topic!r} not acknowledged within {limit}s") from error
 
@@ -166,11 +165,6 @@ class KafkaEventLog:
                     raise LogUnavailable(f"kafka at {self._settings.bootstrap_servers}: {error!r}") from error
                 self._producer = producer
             return self._producer
-
-
-def _retrieve(done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()
 
 
 def _settle(group: Sequence[_Waiting], failure: LogUnavailable | None) -> None:
