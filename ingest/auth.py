@@ -11,6 +11,15 @@ _SIGNATURE_PREFIX = "sha256="
 _BEARER_PREFIX = "bearer "
 
 
+def _raw(text: str) -> bytes:
+    """The bytes a header (or setting) came as: aiohttp and os.environ decode UTF-8 with surrogateescape.
+
+    Plain `encode()` raises on the lone surrogates a non-UTF-8 byte becomes; compared as bytes, a wrong
+    odd byte is just a wrong value.
+    """
+    return text.encode("utf-8", "surrogateescape")
+
+
 def sign(secret: bytes, body: bytes) -> str:
     """The `X-Brevo-Signature` value for a body: `sha256=` and the hex HMAC-SHA256 (bare hex is accepted)."""
     return _SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -28,11 +37,11 @@ def _signature_ok(settings: IngestSettings, header: str | None, body: bytes) -> 
         return False
     presented = header.strip().lower().removeprefix(_SIGNATURE_PREFIX)
     expected = hmac.new(settings.webhook_secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    return hmac.compare_digest(_raw(presented), expected.encode())
 
 
 def _token_ok(settings: IngestSettings, header: str | None) -> bool:
     if settings.webhook_token is None or header is None or not header.lower().startswith(_BEARER_PREFIX):
         return False
     presented = header[len(_BEARER_PREFIX) :].strip()
-    return hmac.compare_digest(presented.encode(), settings.webhook_token.encode())
+    return hmac.compare_digest(_raw(presented), _raw(settings.webhook_token))

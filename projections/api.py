@@ -71,7 +71,11 @@ def _authorized(request: web.Request) -> bool:
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("bearer "):
         return False
-    return hmac.compare_digest(header[7:].strip().encode(), request.app[API_SETTINGS].api_token.encode())
+    presented, expected = header[7:].strip(), request.app[API_SETTINGS].api_token
+    # As bytes: aiohttp decodes a non-UTF-8 byte to a lone surrogate, which plain encode() raises on.
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 def _protected(handler: Handler) -> Handler:

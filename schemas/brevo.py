@@ -24,6 +24,15 @@ from schemas.event_types import (
 _NOT_CONTENT = frozenset({"id"})
 _MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z, the last moment a datetime holds
 
+MAX_EVENT_DEPTH = 64
+"""How deep an event's objects and arrays may nest, the event object itself being level 1.
+
+A real Brevo event is three or four levels deep at most. The limit keeps every later serialization of the
+event (its id, its stored JSON, where the payload sits one level deeper, and any re-encoding downstream)
+well inside orjson's 254-level recursion limit: a deeper event is a 400, never a crash.
+"""
+_TOO_DEEP = f"event nested deeper than {MAX_EVENT_DEPTH} levels of objects and arrays"
+
 
 class InvalidEvent(ValueError):
     """A webhook body or event that cannot become a canonical event; the message says why."""
@@ -125,7 +134,7 @@ def _fields(raw: RawEvent, received_at: datetime, inbound: bool) -> dict[str, An
         raise InvalidEvent("missing `event`")
     fields: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "event_id": event_id(raw),
+        "event_id": _checked_event_id(raw),
         "type": kind,
         "source_event": source,
         "address": _address(raw, kind),
@@ -140,12 +149,53 @@ def _fields(raw: RawEvent, received_at: datetime, inbound: bool) -> dict[str, An
     return fields
 
 
+def check_depth(raw: RawEvent) -> None:
+    """Raise InvalidEvent when the event nests deeper than MAX_EVENT_DEPTH levels.
+
+    One pass, level by level, that keeps only the values that are objects or arrays.
+    """
+    level: list[Any] = [raw]
+    for _ in range(MAX_EVENT_DEPTH):
+        level = [
+            value
+            for container in level
+            for value in (container.values() if isinstance(container, dict) else container)
+            if isinstance(value, dict | list)
+        ]
+        if not level:
+            return
+    raise InvalidEvent(_TOO_DEEP)
+
+
 def event_id(raw: RawEvent) -> str:
     """A digest of the event's content: equal for a re-sent event, different for any other."""
+    return _digest(_content(raw))
+
+
+def _checked_event_id(raw: RawEvent) -> str:
+    """The event id, once the event is known to nest no deeper than MAX_EVENT_DEPTH levels.
+
+    An event nests no deeper than it has brackets: counting those in the encoded content (in C, well under
+    a microsecond) spares the walk for every event but the few with that many objects and arrays.
+    """
+    content = _content(raw)
+    if content.count(b"{") + content.count(b"[") > MAX_EVENT_DEPTH or isinstance(raw.get("id"), dict | list):
+        check_depth(raw)  # "id" is no part of the content, but is of the stored payload
+    return _digest(content)
+
+
+def _content(raw: RawEvent) -> bytes:
     content = dict(raw)  # a copy, then the keys left out: quicker than a filtering comprehension
     for key in _NOT_CONTENT:
         content.pop(key, None)
-    return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    try:
+        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as error:  # deeper than orjson encodes (254 levels)
+        raise InvalidEvent(_TOO_DEEP) from error
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
 def _name(raw: RawEvent, key: str) -> str:

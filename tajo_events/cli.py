@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -188,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker from Maven Central jars")
     kafka.add_argument("--port", type=int, default=9092)
+    kafka_dir = kafka.add_mutually_exclusive_group()
+    kafka_dir.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the broker's folder, kept across crashes and restarts (default $TAJO_DATA_DIR/kafka)",
+    )
+    kafka_dir.add_argument(
+        "--temporary", action="store_true", help="an empty broker in a temporary folder, removed on exit"
+    )
     return parser
 
 
@@ -198,7 +209,7 @@ def _run(args: argparse.Namespace, pipeline: PipelineSettings) -> int:
         "worker": lambda: run_worker(pipeline, args.role, args.generation),
         "serve": lambda: run_serve(pipeline, args.host, args.port),
         "replay": lambda: _replay(pipeline, args),
-        "kafka": lambda: _kafka(args.port),
+        "kafka": lambda: _kafka(args.port, args.data_dir or pipeline.data_dir / "kafka", args.temporary),
     }
     return commands[args.command]()
 
@@ -209,10 +220,11 @@ def _replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
     return run_replay(pipeline, args)
 
 
-def _kafka(port: int) -> int:
+def _kafka(port: int, data_dir: Path, temporary: bool) -> int:
     from tajo_events.kafka_local import main as kafka_main
 
-    return kafka_main(["--port", str(port)])
+    where = ["--temporary"] if temporary else ["--data-dir", str(data_dir)]
+    return kafka_main(["--port", str(port), *where])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,10 @@
 
 No Docker needed: the broker jars are fetched once with Maven (``kafka/pom.xml``
 next to this module) into a cache directory, and the broker runs as a plain
-``java`` subprocess bound to 127.0.0.1 on free ports, with its data in a fresh
-temporary directory that is removed on stop.
+``java`` subprocess bound to 127.0.0.1 on free ports. Its data is in a fresh
+temporary directory that is removed on stop, or, given ``data_dir``, in that
+folder, kept: a broker restarted on it (after a stop or a crash) has every topic
+and offset it had. ``tajo-events kafka`` keeps its broker in ``$TAJO_DATA_DIR/kafka``.
 
 Needs Java 17+ (``JAVA_HOME`` or ``java`` on ``PATH``) and, for the first
 fetch only, ``mvn``.
@@ -11,7 +13,7 @@ fetch only, ``mvn``.
     with LocalKafka(num_partitions=4) as kafka:
         print(kafka.bootstrap_servers)      # "127.0.0.1:40123"
 
-Foreground use: ``python -m tajo_events.kafka_local --port 9092``.
+Foreground use: ``python -m tajo_events.kafka_local --port 9092 [--data-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Self
 
+from tajo_events.settings import data_dir_from_env
+
 __all__ = [
     "KAFKA_VERSION",
     "KafkaLocalError",
     "LocalKafka",
     "broker_available_via_docker",
     "default_cache_dir",
+    "default_data_dir",
     "ensure_jars",
     "find_java",
     "java_major_version",
@@ -74,6 +79,11 @@ KAFKA_VERSION = _kafka_version()
 
 
 # --------------------------------------------------------------------------- jars
+
+
+def default_data_dir() -> Path:
+    """Return the folder `tajo-events kafka` keeps its broker in: ``$TAJO_DATA_DIR/kafka``."""
+    return data_dir_from_env(os.environ) / "kafka"
 
 
 def default_cache_dir() -> Path:
@@ -286,6 +296,11 @@ class LocalKafka:
     ``stop()`` ends it (SIGTERM, then SIGKILL) and removes its temporary folder.
     ``kill()`` SIGKILLs it but keeps the data, so a later ``start()`` restarts the
     same broker on the same ports with its topics and offsets.
+
+    ``data_dir`` puts the broker in that folder instead, never removed: its KRaft
+    storage is formatted on the first start only (an existing ``meta.properties``
+    keeps its cluster id), so any later broker on it, in this process or another,
+    has every topic and offset. Topics are never auto-created.
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only options
@@ -299,6 +314,7 @@ class LocalKafka:
         cache_dir: Path | None = None,
         extra_config: Mapping[str, str] | None = None,
         keep_dir: bool = False,
+        data_dir: Path | None = None,
     ) -> None:
         self._want_port = port
         self._want_controller_port = controller_port
@@ -308,6 +324,7 @@ class LocalKafka:
         self.cache_dir = cache_dir
         self.extra_config = dict(extra_config or {})
         self.keep_dir = keep_dir
+        self.data_dir = data_dir.expanduser().resolve() if data_dir is not None else None
         self.port: int | None = None
         self.controller_port: int | None = None
         self.dir: Path | None = None
@@ -367,7 +384,7 @@ class LocalKafka:
             java = _checked_java()
             libs = ensure_jars(self.cache_dir)
             auto_ports = self._want_port is None and self._want_controller_port is None
-            attempts = 3 if auto_ports and not self._formatted else 1
+            attempts = 3 if auto_ports and self.port is None else 1
             for attempt in range(attempts):
                 try:
                     self._start_once(java, libs)
@@ -377,14 +394,19 @@ class LocalKafka:
                     if not (in_use and attempt + 1 < attempts):
                         self._cleanup(remove_dir=not self.keep_dir)
                         raise
-                    self._cleanup(remove_dir=True)  # port race lost: new ports, new dir
+                    self._cleanup(remove_dir=True)  # port race lost: new ports (and a new temporary dir)
             raise AssertionError("unreachable")
 
     def _start_once(self, java: str, libs: Path) -> None:
         if self.dir is None:
-            self.dir = Path(tempfile.mkdtemp(prefix="tajo-kafka-"))
-            self._formatted = False
-        if not self._formatted:
+            if self.data_dir is None:
+                self.dir = Path(tempfile.mkdtemp(prefix="tajo-kafka-"))
+            else:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                self.dir = self.data_dir
+            # A kept folder formatted by an earlier run keeps its cluster id, topics and offsets.
+            self._formatted = (self.dir / "data" / "meta.properties").is_file()
+        if self.port is None:
             self._pick_ports()
             self._write_config()
         if self.port is None:
@@ -453,6 +475,8 @@ class LocalKafka:
     def _pick_ports(self) -> None:
         port = self._want_port or _free_port()
         controller = self._want_controller_port
+        if controller is None and self._formatted:
+            controller = self._previous_controller_port(port)
         if controller is None:
             controller = port + 1 if self._want_port and _port_is_free(port + 1) else 0
             while controller in (0, port):
@@ -460,6 +484,20 @@ class LocalKafka:
         if controller == port:
             raise KafkaLocalError("port and controller_port must differ")
         self.port, self.controller_port = port, controller
+
+    def _previous_controller_port(self, port: int) -> int | None:
+        """The controller port an earlier run of this folder used, if it is free: the voter it recorded."""
+        if self.dir is None:
+            return None
+        try:
+            text = (self.dir / "server.properties").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^controller\.quorum\.bootstrap\.servers=[^:\n]*:(\d+)\s*$", text, re.MULTILINE)
+        if match is None:
+            return None
+        previous = int(match.group(1))
+        return previous if previous != port and _port_is_free(previous) else None
 
     def _write_config(self) -> None:
         if self.dir is None:
@@ -475,7 +513,9 @@ class LocalKafka:
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.dir / "data"),
             "num.partitions": str(self.num_partitions),
-            "auto.create.topics.enable": "true",
+            # Topics are created by the services (`ensure_topics`) with their partition counts; a client
+            # that names a missing topic must not create it with `num.partitions`.
+            "auto.create.topics.enable": "false",
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "4",
             "transaction.state.log.replication.factor": "1",
@@ -554,7 +594,7 @@ class LocalKafka:
                     self._proc.wait()
             self._proc = None
         atexit.unregister(self._atexit)
-        if remove_dir and self.dir is not None:
+        if remove_dir and self.dir is not None and self.data_dir is None:  # a given data_dir is kept
             shutil.rmtree(self.dir, ignore_errors=True)
         if remove_dir:
             self.dir = None
@@ -605,8 +645,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--partitions", type=int, default=1, help="num.partitions (default 1)")
     parser.add_argument("--heap", default="512M", help="JVM max heap (default 512M)")
-    parser.add_argument("--keep-dir", action="store_true", help="keep the data folder on exit")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the broker's folder (log, config, its own log file), kept across crashes and restarts "
+        "(default $TAJO_DATA_DIR/kafka, i.e. .tajo-data/kafka); delete it to start empty",
+    )
+    where.add_argument(
+        "--temporary",
+        action="store_true",
+        help="run an empty broker in a temporary folder, removed on exit",
+    )
     args = parser.parse_args(argv)
+    data_dir = None if args.temporary else (args.data_dir or default_data_dir())
 
     if not _port_is_free(args.port):
         print(f"port 127.0.0.1:{args.port} is in use", file=sys.stderr)
@@ -623,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         controller_port=args.controller_port,
         num_partitions=args.partitions,
         heap=args.heap,
-        keep_dir=args.keep_dir,
+        data_dir=data_dir,
     )
     try:
         try:
@@ -631,9 +684,10 @@ def main(argv: list[str] | None = None) -> int:
         except KafkaLocalError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        kept = "kept across restarts" if data_dir is not None else "removed on exit"
         print(
-            f"Kafka {KAFKA_VERSION} ready in {kafka.startup_seconds:.1f}s at "
-            f"{kafka.bootstrap_servers} (data and log in {kafka.dir}); Ctrl-C stops it",
+            f"Kafka {KAFKA_VERSION} ready in {kafka.startup_seconds:.1f}s at {kafka.bootstrap_servers} "
+            f"(broker pid {kafka.pid}; data and log in {kafka.dir}, {kept}); Ctrl-C stops it",
             flush=True,
         )
         print(f"KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}", flush=True)

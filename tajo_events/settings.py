@@ -24,6 +24,11 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def data_dir_from_env(env: Mapping[str, str]) -> Path:
+    """The folder the services keep their data in: TAJO_DATA_DIR, `.tajo-data` by default."""
+    return Path(env.get("TAJO_DATA_DIR", ".tajo-data"))
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     """Where the log lives and how the services share it."""
@@ -50,7 +55,7 @@ class PipelineSettings:
             partitions=_int(env, "TAJO_PARTITIONS", 4),
             replication_factor=_int(env, "TAJO_REPLICATION_FACTOR", 1),
             app_id=env.get("TAJO_APP_ID", "tajo-events"),
-            data_dir=Path(env.get("TAJO_DATA_DIR", ".tajo-data")),
+            data_dir=data_dir_from_env(env),
             api_token=env.get("TAJO_API_TOKEN") or None,
             session_timeout_s=_int(env, "TAJO_SESSION_TIMEOUT_S", 30),
             stall_timeout_s=_int(env, "TAJO_STALL_TIMEOUT_S", 60),

@@ -1,7 +1,7 @@
 """The events topic the project creates: a read from a time means the time of the append, as on SQLite.
 
-A read of a topic that does not exist fails, and leaves it not existing (the local broker auto-creates
-topics a client asks for by name).
+A read of a topic that does not exist fails, and leaves it not existing (on a broker that auto-creates
+topics a client asks for by name too; the local broker does not).
 """
 
 import time
