@@ -26,7 +26,7 @@ from domain.state import (
     decode_state,
 )
 from projections.campaign_view import CampaignStats, campaign_stats
-from projections.customer_view import CustomerView, customer_view
+from projections.customer_view import CustomerView, customer_json, customer_view
 from projections.feed_view import AlertView, InboxView, Suppression, alert_view, inbox_view, suppression_of
 from projections.indices import CampaignTotals, Feed, Links
 
@@ -138,14 +138,24 @@ class ReadModel:
     def _hidden(self, address: str) -> bool:
         return any(s is not None and s.deleted for s in self._pair(address))
 
-    def customer(self, address: str) -> CustomerView | None:
-        """The merged view of the customer an email or phone belongs to; None when unknown or deleted."""
+    def _shown(self, address: str) -> tuple[CustomerState, CustomerState | None] | None:
+        """The states the view of an address is made of; None when unknown or deleted."""
         own, partner = self._pair(address)
-        if any(s is not None and s.deleted for s in (own, partner)):
+        if (own is not None and own.deleted) or (partner is not None and partner.deleted):
             return None
         if own is not None:
-            return customer_view(own, partner)
-        return None if partner is None else customer_view(partner, None)
+            return own, partner
+        return None if partner is None else (partner, None)
+
+    def customer(self, address: str) -> CustomerView | None:
+        """The merged view of the customer an email or phone belongs to; None when unknown or deleted."""
+        shown = self._shown(address)
+        return None if shown is None else customer_view(*shown)
+
+    def customer_json(self, address: str) -> bytes | None:
+        """`customer(address)` encoded as served, built without a model; None when unknown or deleted."""
+        shown = self._shown(address)
+        return None if shown is None else customer_json(*shown)
 
     # -- campaigns
 
