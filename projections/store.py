@@ -32,6 +32,10 @@ from projections.indices import CampaignTotals, Feed, Links
 
 log = logging.getLogger(__name__)
 
+# How many customers' encoded views are kept for repeated reads (some 1 KB each): the oldest built
+# is dropped first. A view is rebuilt whenever one of the states it was built from was replaced.
+SERVED_VIEWS = 10_000
+
 
 class StateStore(Protocol):
     """What a feeder writes to: the latest encoded state of each table key."""
@@ -73,7 +77,8 @@ class ReadModel:
                 model._set_customer(key, state)
         return model
 
-    def __init__(self) -> None:
+    def __init__(self, *, served_views: int = SERVED_VIEWS) -> None:
+        self._served_views = served_views
         self._customers: dict[str, CustomerState] = {}
         self._lifecycles: dict[str, CampaignState] = {}
         self._canonical: dict[str, bytes] = {}
@@ -82,6 +87,8 @@ class ReadModel:
         self._suppressions: dict[str, Suppression] = {}
         self._alerts: Feed[Alert] = Feed(lambda a: a.alert_id, lambda a: a.at)
         self._inbox: Feed[InboxMessage] = Feed(lambda m: m.message_id, lambda m: m.at)
+        # address -> the states its view was built from, and the view encoded as served
+        self._served: dict[str, tuple[CustomerState, CustomerState | None, bytes]] = {}
 
     # -- writes
 
@@ -108,6 +115,7 @@ class ReadModel:
     def _set_customer(self, address: str, state: CustomerState | None) -> None:
         old = self._customers.pop(address, None)
         self._canonical.pop(address, None)
+        self._served.pop(address, None)
         if state is not None:
             self._customers[address] = state
             self._canonical[address] = _canonical(state)
@@ -153,9 +161,26 @@ class ReadModel:
         return None if shown is None else customer_view(*shown)
 
     def customer_json(self, address: str) -> bytes | None:
-        """`customer(address)` encoded as served, built without a model; None when unknown or deleted."""
+        """`customer(address)` encoded as served, built without a model; None when unknown or deleted.
+
+        The view is a pure function of the two states it shows, and every apply replaces a state
+        with a new object: a view built from the very states shown now is served again as it is.
+        """
         shown = self._shown(address)
-        return None if shown is None else customer_json(*shown)
+        if shown is None:
+            return None
+        primary, linked = shown
+        served = self._served.get(address)
+        if served is not None and served[0] is primary and served[1] is linked:
+            return served[2]
+        body = customer_json(primary, linked)
+        if served is None:
+            if self._served_views <= 0:
+                return body
+            if len(self._served) >= self._served_views:
+                del self._served[next(iter(self._served))]  # the oldest built
+        self._served[address] = (primary, linked, body)
+        return body
 
     # -- campaigns
 

@@ -453,3 +453,19 @@ def test_the_served_json_is_the_view_model_dumped(pairs: list[tuple[str, bytes]]
         view = model.customer(key)
         expected = None if view is None else orjson.dumps(view.model_dump(mode="json"))
         assert model.customer_json(key) == expected  # the same fields, in the schema's order
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), history=table(), final=table(), kept=st.sampled_from([0, 1, 2, 1000]))
+def test_served_json_follows_every_apply(
+    data: st.DataObject, history: list[tuple[str, bytes]], final: list[tuple[str, bytes]], kept: int
+) -> None:
+    keys = [EMAIL, "joe@example.com", PHONE, "+14155550100"]
+    steps: list[tuple[str, bytes | None]] = [*history, *((k, None) for k, _ in history), *final]
+    model = ReadModel(served_views=kept)
+    for key, value in data.draw(st.permutations(steps)):
+        model.apply(key, value)
+        for k in data.draw(st.lists(st.sampled_from(keys), max_size=6)):
+            view = model.customer(k)
+            expected = None if view is None else orjson.dumps(view.model_dump(mode="json"))
+            assert model.customer_json(k) == expected
