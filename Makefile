@@ -37,9 +37,10 @@ unit: $(STAMP) ## only the unit tests (no I/O)
 kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
 	$(BIN)/tajo-events kafka --port 9092
 
-bench: $(STAMP) ## ingest vs a bare handler (wrk); replay rates; the Kafka fold vs a raw read, memory per customer; webhook-to-view latency
+bench: $(STAMP) ## ingest and reads vs a bare handler (wrk); replay rates; the Kafka fold vs a raw read, memory per customer; webhook-to-view latency
 	command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); $$s apt-get update -qq && $$s apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.reads
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.fold_kafka

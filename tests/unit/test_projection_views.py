@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from domain.state import (
     encode_state,
 )
 from projections.common import iso
-from projections.customer_view import Channel, EmailStatus, SmsStatus, preferred_channel
+from projections.customer_view import Channel, EmailStatus, SmsStatus, customer_json, preferred_channel
 from projections.store import ReadModel
 from projections.views import campaign_stats, customer_view, suppression_of
 
@@ -104,6 +105,14 @@ def test_linked_email_and_phone_merge_into_one_view() -> None:
     assert view.engagement_score == 8
     assert view.tier == "bronze"
     assert view.preferred_channel == "email"
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_campaign_name_left_empty_is_null(linked: bool) -> None:
+    email = email_state(campaigns={"45": CampaignCounts(name="", delivered=1)})
+    phone = phone_state(email=EMAIL) if linked else None
+    assert orjson.loads(customer_json(email, phone))["campaigns"]["45"]["name"] is None
+    assert customer_view(email, phone).campaigns["45"].name is None
 
 
 def test_the_view_is_the_same_from_either_side() -> None:
@@ -413,6 +422,7 @@ def served(model: ReadModel) -> tuple[object, ...]:
         model.suppressions(),
         model.alerts(50),
         [model.customer(k) for k in keys],
+        [model.customer_json(k) for k in keys],
     )
 
 
@@ -433,3 +443,29 @@ def test_a_live_model_equals_one_rebuilt_from_the_latest_states(
     live = fed([*history, *tombstones, *final])
     rebuilt = fed(list(final))
     assert served(live) == served(rebuilt)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pairs=table())
+def test_the_served_json_is_the_view_model_dumped(pairs: list[tuple[str, bytes]]) -> None:
+    model = fed(list(pairs))
+    for key in [EMAIL, "joe@example.com", PHONE, "+14155550100", "nobody@example.com"]:
+        view = model.customer(key)
+        expected = None if view is None else orjson.dumps(view.model_dump(mode="json"))
+        assert model.customer_json(key) == expected  # the same fields, in the schema's order
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), history=table(), final=table(), kept=st.sampled_from([0, 1, 2, 1000]))
+def test_served_json_follows_every_apply(
+    data: st.DataObject, history: list[tuple[str, bytes]], final: list[tuple[str, bytes]], kept: int
+) -> None:
+    keys = [EMAIL, "joe@example.com", PHONE, "+14155550100"]
+    steps: list[tuple[str, bytes | None]] = [*history, *((k, None) for k, _ in history), *final]
+    model = ReadModel(served_views=kept)
+    for key, value in data.draw(st.permutations(steps)):
+        model.apply(key, value)
+        for k in data.draw(st.lists(st.sampled_from(keys), max_size=6)):
+            view = model.customer(k)
+            expected = None if view is None else orjson.dumps(view.model_dump(mode="json"))
+            assert model.customer_json(k) == expected
