@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bench.wrk import PROJECT_ROOT, WrkRun, cpus, free_port, python, run_wrk, server, stop, tajo
+from bench.wrk import WrkRun, cpus, free_port, pinned, python, run_wrk, server, tajo
 from eventlog.generations import changelog_topic
 from eventlog.kafka import topic_partitions
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
@@ -186,25 +185,6 @@ async def check_views(target: Target, customers: int) -> str:
 # --------------------------------------------------------------------------- the servers
 
 
-@contextlib.contextmanager
-def _process(command: list[str], *, cpu: int, env: Mapping[str, str], log: Path) -> Iterator[None]:
-    """A process with no port (the fold worker), pinned to `cpu`, in a group of its own; SIGTERM on exit."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - the benchmark's own command
-            ["taskset", "-c", str(cpu), *command],  # noqa: S607 - as bench.wrk runs it
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield
-    finally:
-        stop(process)
-
-
 def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """What a server needs over this environment: the tokens, no effector (no BREVO_API_KEY), `extra`."""
     return {"BREVO_WEBHOOK_TOKEN": TOKEN, "TAJO_API_TOKEN": API_TOKEN, "BREVO_API_KEY": "", **extra}
@@ -325,7 +305,7 @@ class Bench:
                     env=env,
                     log=self.work / "ingest.log",
                 ) as ingest,
-                _process(tajo("worker"), cpu=self.load_cpu, env=env, log=self.work / "worker.log"),
+                pinned(tajo("worker"), cpu=self.load_cpu, env=env, log=self.work / "worker.log"),
             ):
                 asyncio.run(feed(ingest.base, self.options.customers))
                 asyncio.run(self._folded(app_id, events))

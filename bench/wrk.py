@@ -129,10 +129,10 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def server(  # noqa: PLR0913 - keyword-only options
-    name: str, command: Sequence[str], *, cpu: int, port: int, env: Mapping[str, str], log: Path
-) -> Iterator[Server]:
-    """Starts `command` pinned to `cpu`, waits until `port` takes connections; SIGTERM on exit."""
+def pinned(
+    command: Sequence[str], *, cpu: int, env: Mapping[str, str], log: Path
+) -> Iterator["subprocess.Popen[bytes]"]:
+    """`command` pinned to `cpu`, in a process group of its own, output to `log`; stopped on exit."""
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603 - the benchmark's own commands
             [_TASKSET, "-c", str(cpu), *command],
@@ -144,6 +144,17 @@ def server(  # noqa: PLR0913 - keyword-only options
             start_new_session=True,
         )
     try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def server(  # noqa: PLR0913 - keyword-only options
+    name: str, command: Sequence[str], *, cpu: int, port: int, env: Mapping[str, str], log: Path
+) -> Iterator[Server]:
+    """Starts `command` pinned to `cpu`, waits until `port` takes connections; SIGTERM on exit."""
+    with pinned(command, cpu=cpu, env=env, log=log) as process:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not _answers(port):
             if process.poll() is not None:
@@ -152,8 +163,6 @@ def server(  # noqa: PLR0913 - keyword-only options
                 raise RuntimeError(f"{name} did not listen on {port}: {log.read_text()[-2000:]}")
             time.sleep(0.1)  # a poll of the port, bounded by the deadline above
         yield Server(name, port, process)
-    finally:
-        stop(process)
 
 
 def stop(process: "subprocess.Popen[bytes]") -> None:
