@@ -231,8 +231,9 @@ def _public_url(args: argparse.Namespace, env: Mapping[str, str]) -> str:
         raise ConfigError(str(error)) from None
 
 
-def run_webhooks(args: argparse.Namespace, env: Mapping[str, str], out: TextIO = sys.stdout) -> int:
+def run_webhooks(args: argparse.Namespace, env: Mapping[str, str], out: TextIO | None = None) -> int:
     """Runs `webhooks register` or `webhooks audit`: 0 all is well, 1 drift, 2 settings or Brevo failed."""
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     url = _public_url(args, env)
     brevo = _settings(env)
     token = env.get("BREVO_WEBHOOK_TOKEN", "").strip() or None
@@ -316,8 +317,9 @@ def _matches(secret: bytes, signature: str, body: bytes) -> bool:
     return is_authentic(IngestSettings(webhook_secret=secret), {SIGNATURE_HEADER: signature}, body)
 
 
-def run_signature(args: argparse.Namespace, env: Mapping[str, str], out: TextIO = sys.stdout) -> int:
+def run_signature(args: argparse.Namespace, env: Mapping[str, str], out: TextIO | None = None) -> int:
     """Prints the body's signature; with --header, whether it matches (0) or not (1), and likely causes."""
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     secret, where = _secret(args, env)
     body = _body(args.body)
     preview = body[:_PREVIEW_CHARS].decode("utf-8", "replace")
