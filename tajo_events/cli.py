@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(
         commands.add_parser("replay", help="rebuild the projections from the log (or --verify them)")
     )
+    from tajo_events.webhooks_admin import add_signature_arguments, add_webhooks_arguments
+
+    add_webhooks_arguments(
+        commands.add_parser("webhooks", help="register or audit this receiver's webhooks in Brevo")
+    )
+    add_signature_arguments(
+        commands.add_parser("signature", help="show a body's X-Brevo-Signature, check a received one")
+    )
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker from Maven Central jars")
     kafka.add_argument("--port", type=int, default=9092)
     kafka_dir = kafka.add_mutually_exclusive_group()
@@ -210,6 +218,8 @@ def _run(args: argparse.Namespace, pipeline: PipelineSettings) -> int:
         "serve": lambda: run_serve(pipeline, args.host, args.port),
         "replay": lambda: _replay(pipeline, args),
         "kafka": lambda: _kafka(args.port, args.data_dir or pipeline.data_dir / "kafka", args.temporary),
+        "webhooks": lambda: _webhooks(args),
+        "signature": lambda: _signature(args),
     }
     return commands[args.command]()
 
@@ -218,6 +228,18 @@ def _replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
     from tajo_events.replay_command import run_replay
 
     return run_replay(pipeline, args)
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    from tajo_events.webhooks_admin import run_webhooks
+
+    return run_webhooks(args, os.environ)
+
+
+def _signature(args: argparse.Namespace) -> int:
+    from tajo_events.webhooks_admin import run_signature
+
+    return run_signature(args, os.environ)
 
 
 def _kafka(port: int, data_dir: Path, temporary: bool) -> int:

@@ -11,6 +11,26 @@ from aiohttp import web
 
 API_ROOT = "/v3"
 DEFAULT_API_KEY = "fake-brevo-api-key"
+MAX_WEBHOOKS = 40
+# The subscription names Brevo's POST /webhooks takes, per (type, channel).
+WEBHOOK_EVENTS: dict[tuple[str, str], frozenset[str]] = {
+    ("transactional", "email"): frozenset(
+        {"sent", "request", "delivered", "hardBounce", "softBounce", "blocked", "spam", "invalid", "deferred"}
+        | {"click", "opened", "uniqueOpened", "unsubscribed"}
+    ),
+    ("marketing", "email"): frozenset(
+        {"spam", "opened", "click", "hardBounce", "softBounce", "unsubscribed", "listAddition", "delivered"}
+        | {"contactUpdated", "contactDeleted"}
+    ),
+    ("transactional", "sms"): frozenset(
+        {"accepted", "delivered", "softBounce", "hardBounce", "unsubscribe", "reply", "subscribe", "sent"}
+        | {"blacklisted", "skip"}
+    ),
+    ("marketing", "sms"): frozenset(
+        {"sent", "delivered", "softBounce", "hardBounce", "unsubscribe", "reply", "subscribe", "skip"}
+    ),
+    ("inbound", "email"): frozenset({"inboundEmailProcessed"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +60,8 @@ class _State:
     blacklisted: list[str] = field(default_factory=list)
     failures: list[_Rule] = field(default_factory=list)
     stalls: list[_Rule] = field(default_factory=list)
+    webhooks: list[dict[str, object]] = field(default_factory=list)
+    next_webhook_id: int = 1
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -88,6 +110,18 @@ class FakeBrevo:
     def blacklisted(self) -> list[str]:
         """The contact identifiers (decoded, e.g. `+33612345678`) blacklisted for SMS, once per call."""
         return self._state.blacklisted
+
+    @property
+    def webhooks(self) -> list[dict[str, object]]:
+        """The account's webhooks as GET /webhooks lists them (with `id`, `type`, `channel`), oldest first."""
+        return self._state.webhooks
+
+    def add_webhook(self, **fields: object) -> str:
+        """Puts a webhook in the account as is, unchecked (to set up drift); returns its id as a string."""
+        webhook: dict[str, object] = {"id": self._state.next_webhook_id, "type": "transactional", **fields}
+        self._state.next_webhook_id += 1
+        self._state.webhooks.append(webhook)
+        return str(webhook["id"])
 
     def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
         """The requests whose path (relative to the API root) starts with `path_prefix`."""
@@ -150,6 +184,8 @@ class FakeBrevo:
             return refusal
         if body and payload is None:
             return _error(400, "bad_request", "malformed JSON")
+        if path == "/webhooks":
+            return self._webhooks(request, payload)
         if request.method == "POST" and path == "/transactionalSMS/send":
             return self._send_sms(payload)
         if request.method == "PUT" and path.startswith("/contacts/"):
@@ -202,3 +238,51 @@ class FakeBrevo:
                 return _error(400, "invalid_parameter", "expected a phone with identifierType=phone_id")
             self._state.blacklisted.append(identifier)
         return web.Response(status=204)
+
+    def _list_webhooks(self, webhook_type: str) -> web.Response:
+        if webhook_type not in {"transactional", "marketing", "inbound"}:
+            return _error(400, "invalid_parameter", "type must be transactional, marketing or inbound")
+        listed = [webhook for webhook in self._state.webhooks if webhook.get("type") == webhook_type]
+        return web.Response(
+            body=orjson.dumps({"webhooks": listed}), status=200, content_type="application/json"
+        )
+
+    def _webhooks(self, request: web.Request, payload: object) -> web.Response:
+        if request.method == "GET":
+            return self._list_webhooks(request.query.get("type", "transactional"))
+        if request.method == "POST":
+            return self._create_webhook(payload)
+        return _error(405, "method_not_allowed", f"{request.method} /webhooks")
+
+    def _create_webhook(self, payload: object) -> web.Response:
+        if not isinstance(payload, dict):
+            return _error(400, "bad_request", "body must be a JSON object")
+        webhook_type, channel = payload.get("type", "transactional"), payload.get("channel", "email")
+        problem = _webhook_problem(payload, str(webhook_type), str(channel))
+        if problem is not None:
+            return _error(400, "invalid_parameter", problem)
+        if len(self._state.webhooks) >= MAX_WEBHOOKS:
+            return _error(400, "permission_denied", f"at most {MAX_WEBHOOKS} webhooks per account")
+        webhook_id = self.add_webhook(**{**payload, "type": webhook_type, "channel": channel})
+        return web.Response(
+            body=orjson.dumps({"id": int(webhook_id)}), status=201, content_type="application/json"
+        )
+
+
+def _webhook_problem(payload: dict[str, object], webhook_type: str, channel: str) -> str | None:
+    """What Brevo would refuse in a POST /webhooks body, or None."""
+    url, events, auth = payload.get("url"), payload.get("events"), payload.get("auth")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return "url must be an http(s) URL"
+    if not isinstance(events, list) or not events:
+        return "events must be a non-empty list"
+    allowed = WEBHOOK_EVENTS.get((webhook_type, channel))
+    if allowed is None:
+        return f"no webhooks of type {webhook_type} on channel {channel}"
+    unknown = [event for event in events if event not in allowed]
+    if unknown:
+        return f"events not valid for {webhook_type}/{channel}: {unknown}"
+    bearer = isinstance(auth, dict) and auth.get("type") == "bearer" and bool(auth.get("token"))
+    if auth is not None and not bearer:
+        return "auth must be {type: bearer, token: ...}"
+    return None
