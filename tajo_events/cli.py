@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from tajo_events.settings import PipelineSettings
 
 if TYPE_CHECKING:
     from streams.app import WorkerSettings
+    from tajo_events.first_run import LocalSecrets
 
 log = logging.getLogger("tajo_events")
 
@@ -121,36 +123,45 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
     """
     if pipeline.bootstrap_servers is None:
         from tajo_events.embedded import create_embedded_app
+        from tajo_events.first_run import needs_local_secrets, use_local_secrets
 
+        local = use_local_secrets(pipeline.data_dir, os.environ) if needs_local_secrets(os.environ) else None
+        if local is not None:
+            pipeline = dataclasses.replace(pipeline, api_token=os.environ["TAJO_API_TOKEN"])
         app = create_embedded_app(pipeline.data_dir, pipeline.require_api_token())
         tune_for_folding()  # this process folds the log too
         where = f"embedded log in {pipeline.data_dir.resolve()}"
-        run_app(app, host, port, _welcome(host, port, where))
+        run_app(app, host, port, _welcome(host, port, where, local))
         return 0
     asyncio.run(_prepare_topics(pipeline))
     app = _ingest_app(pipeline)
     app.add_subapp("/api/", _projections_app(pipeline))
     worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:
-        run_app(app, host, port, _welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}"))
+        run_app(app, host, port, _welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}", None))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     return 0
 
 
-def _welcome(host: str, port: int, where: str) -> Callable[..., None]:
+def _welcome(host: str, port: int, where: str, local: "LocalSecrets | None") -> Callable[..., None]:
+    from tajo_events.first_run import try_it
+
     base = f"http://{host}:{port}"
 
     def printer(_: object) -> None:
-        sys.stdout.write(
-            f"tajo-events listening on {base} ({where})\n"
-            f"  webhooks:    POST {base}/webhooks/brevo  (X-Brevo-Signature or Authorization: Bearer)\n"
-            f"  projections: GET  {base}/api/customers/<email or phone>  (Bearer $TAJO_API_TOKEN)\n"
-            f"  try it:      curl -X POST {base}/webhooks/brevo -H 'Content-Type: application/json' \\\n"
-            f'                 -H "Authorization: Bearer $BREVO_WEBHOOK_TOKEN" \\\n'
-            f'                 -d \'{{"event":"delivered","email":"jane@example.com","ts":1640995200}}\'\n'
-        )
+        lines = [
+            f"tajo-events listening on {base} ({where})",
+            f"  webhooks:    POST {base}/webhooks/brevo",
+            f"  projections: GET  {base}/api/customers/<email or phone>  (Authorization: Bearer)",
+        ]
+        if local is not None:
+            made = "made its secrets" if local.made else "uses the secrets"
+            lines.append(f"  first run:   {made} in {local.path} (owner-only): {', '.join(local.taken)}")
+        lines.append("  try it:")
+        lines += [f"    {line}" for line in try_it(base, os.environ, local).splitlines()]
+        sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
 
     return printer
