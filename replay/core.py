@@ -7,52 +7,72 @@ beside it own each log's replay and verify (`replay.embedded`, `replay.kafka`).
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
+
+from tqdm import tqdm
 
 from domain.batch import BatchFold
 from eventlog.port import LogReader, ReadStart
 from projections.store import ReadModel
 
 
-@dataclass
 class Progress:
-    """Shows events done, events/s and ETA: a bar on a terminal, plain lines otherwise."""
+    """Events done, events/s and ETA, drawn by tqdm: a bar on a terminal, else a line every `every_s`.
 
-    total: int
-    out: TextIO = field(default_factory=lambda: sys.stderr)
-    every_s: float = 1.0
-    label: str = "replay"
-    done: int = 0
-    _started: float = field(default_factory=time.monotonic)
-    _shown: float = 0.0
+    The total may grow while the log is replayed; `advance` follows it.
+    """
+
+    def __init__(
+        self, total: int, out: TextIO | None = None, every_s: float = 1.0, label: str = "replay"
+    ) -> None:
+        self.out = out if out is not None else sys.stderr
+        self.label = label
+        self.done = 0
+        self._every_s = every_s
+        self._started = time.monotonic()
+        self._shown = 0.0
+        self._bar = tqdm(
+            total=total,
+            desc=label,
+            unit=" events",
+            file=self.out,
+            mininterval=every_s,
+            disable=not self.out.isatty(),
+        )
+        self._total = total
+
+    @property
+    def total(self) -> int:
+        """The events the replay will see, as far as known."""
+        return self._total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._total = value
+        self._bar.total = value
+        self._bar.refresh()
 
     def advance(self, count: int = 1) -> None:
         """Counts `count` more events and shows progress when it is time to."""
         self.done += count
-        self.total = max(self.total, self.done)  # the log may grow while it is replayed
+        if self.done > self._total:
+            self.total = self.done  # the log may grow while it is replayed
+        self._bar.update(count)
         now = time.monotonic()
-        if now - self._shown >= self.every_s:
+        if self._bar.disable and now - self._shown >= self._every_s:
             self._shown = now
-            self._show(now, final=False)
+            self._line(now)
 
     def finish(self) -> None:
-        """Shows the final line."""
-        self._show(time.monotonic(), final=True)
+        """Shows the final state."""
+        if self._bar.disable:
+            self._line(time.monotonic())
+        self._bar.close()
 
-    def _show(self, now: float, *, final: bool) -> None:
-        elapsed = max(now - self._started, 1e-9)
-        rate = self.done / elapsed
-        left = max(self.total - self.done, 0)
-        eta = f"{left / rate:.0f}s" if rate > 0 and left else "0s"
-        text = f"{self.done}/{self.total} events, {rate:.0f} events/s, ETA {eta}"
-        if self.out.isatty():
-            width = 30
-            filled = width if self.total == 0 else min(width, width * self.done // self.total)
-            bar = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {text}"
-            self.out.write(bar + ("\n" if final else ""))
-        else:
-            self.out.write(f"{self.label}: {text}\n")
+    def _line(self, now: float) -> None:
+        meter = tqdm.format_meter(self.done, self._total, now - self._started, unit=" events")
+        self.out.write(f"{self.label}: {meter}\n")
         self.out.flush()
 
 
