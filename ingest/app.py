@@ -14,6 +14,7 @@ from aiohttp import web
 from eventlog.port import EventLog, LogRecord, LogUnavailable
 from ingest.auth import is_authentic
 from ingest.config import IngestSettings
+from ingest.openapi import ingest_openapi_document
 from schemas.brevo import InvalidEvent, canonicalize_all, encode_all, split_body
 from schemas.brevo_fields import RawEvent
 from schemas.event import CanonicalEvent
@@ -189,4 +190,10 @@ def create_app(settings: IngestSettings, event_log: EventLog) -> web.Application
     app.router.add_post("/webhooks/brevo", receive_webhook)
     app.router.add_post("/webhooks/brevo/test", test_webhook)
     app.router.add_get("/webhooks/brevo/health", health)
+    document = orjson.dumps(ingest_openapi_document())
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get("/webhooks/brevo/openapi.json", openapi)
     return app
