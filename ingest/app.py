@@ -116,14 +116,14 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if isinstance(events, web.Response):
         return events
     metrics = request.app[METRICS]
-    started = time.perf_counter()
+    started = metrics.clock()
     try:
         await request.app[EVENT_LOG].append([LogRecord(event.key, event.value) for event in events])
     except LogUnavailable as error:
         metrics.append_failures += 1
         log.error("event log unavailable, asking Brevo to retry: %s", error)
         return json_error(503, "event log unavailable, retry later")
-    metrics.appended(events, time.perf_counter() - started)
+    metrics.appended(events, started)
     counters = request.app[COUNTERS]
     counters.accepted += len(events)
     for event in events:

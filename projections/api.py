@@ -5,6 +5,7 @@ Every endpoint but `GET /openapi.json` needs `Authorization: Bearer <token>`.
 
 import hmac
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -252,7 +253,7 @@ class Staleness:
         self._clock = clock
         self._started_at = clock()
         self._seen: tuple[ReadModel, int] | None = None
-        self.changed_at: float | None = None
+        self.changed_at: float | None = None  # on `clock`
 
     def families(self) -> Iterator[Metric]:
         """The last change's time, the seconds since (since start when none), the version in service."""
@@ -265,15 +266,16 @@ class Staleness:
         elif model is not self._seen[0] or changes != self._seen[1]:
             self.changed_at = now
         self._seen = (model, changes)
+        changed_at = self.changed_at
         yield GaugeMetricFamily(
             "tajo_projection_last_change_timestamp_seconds",
             "when a change to the projection in service was first seen, to a scrape (0: none yet)",
-            value=self.changed_at or 0.0,
+            value=0.0 if changed_at is None else time.time() - (now - changed_at),
         )
         yield GaugeMetricFamily(
             "tajo_projection_staleness_seconds",
             "seconds since the projection in service last changed (since start when it has not)",
-            value=max(0.0, now - (self.changed_at or self._started_at)),
+            value=max(0.0, now - (self._started_at if changed_at is None else changed_at)),
         )
         yield GaugeMetricFamily(
             "tajo_projection_version", "the projection version in service", value=projection.version
@@ -306,7 +308,12 @@ def create_app(  # noqa: PLR0913 - the observability options are keyword-only
     if metrics_route:
         documented.append(
             Route(
-                "/metrics", "Get metrics", None, public=observe.public_metrics, text="Prometheus text format"
+                "/metrics",
+                "Get metrics",
+                None,
+                () if observe.public_metrics else (401,),
+                public=observe.public_metrics,
+                text="Prometheus text format",
             )
         )
     app[OPENAPI] = orjson.dumps(openapi_document("tajo-events projections", documented))

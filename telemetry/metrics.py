@@ -52,7 +52,7 @@ class ObservabilitySettings:
     silence_alert_s: float = DEFAULT_SILENCE_ALERT_S  # TAJO_SILENCE_ALERT_S
     api_token: str | None = field(default=None, repr=False)  # TAJO_API_TOKEN: reads `/metrics`
     webhook_auth_reads_metrics: bool = True  # the standalone ingester: Brevo's credentials read it too
-    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)  # wall clock, seconds
+    clock: Callable[[], float] = field(default=time.perf_counter, repr=False, compare=False)  # monotonic, s
 
     def __post_init__(self) -> None:
         if not 0 < self.silence_alert_s < float("inf"):
@@ -172,7 +172,11 @@ class Telemetry:
                 raise
             finally:
                 CURRENT_REQUEST.reset(token)
-            counts[response.status] = counts.get(response.status, 0) + 1
+            status = response.status
+            try:
+                counts[status] += 1
+            except KeyError:  # the route's first answer with this status
+                counts[status] = 1
             return response
 
         return counted_handler
