@@ -10,6 +10,7 @@ COPY replay replay
 COPY projections projections
 COPY eventlog eventlog
 COPY tajo_events tajo_events
+COPY telemetry telemetry
 RUN pip install --no-cache-dir . && useradd --create-home tajo
 USER tajo
 ENV TAJO_DATA_DIR=/home/tajo/data

@@ -1,6 +1,7 @@
 """The aiohttp ingester: `POST /webhooks/brevo` answers 200 only once the events are in the log."""
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -14,11 +15,13 @@ from aiohttp import web
 from eventlog.port import EventLog, LogRecord, LogUnavailable
 from ingest.auth import is_authentic
 from ingest.config import IngestSettings
+from ingest.observe import IngestMetrics, metrics_reader
 from ingest.openapi import ingest_openapi_document
 from schemas.brevo import InvalidEvent, canonicalize_all, encode_all, split_body
 from schemas.brevo_fields import RawEvent
 from schemas.event import CanonicalEvent
 from schemas.event_types import EventType
+from telemetry.metrics import ObservabilitySettings, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ SETTINGS = web.AppKey("settings", IngestSettings)
 COUNTERS = web.AppKey("counters", IngestCounters)
 EVENT_LOG = web.AppKey("event_log", EventLog)
 STARTED = web.AppKey("started_monotonic", float)
+TELEMETRY = web.AppKey("telemetry", Telemetry)
+METRICS = web.AppKey("ingest_metrics", IngestMetrics)
 
 _JSON_TYPES = ("application/json",)
 
@@ -111,11 +116,15 @@ async def receive_webhook(request: web.Request) -> web.Response:
     events = _each_event(raw_events, lambda raw, inbound: encode_all(raw, received_at, inbound=inbound))
     if isinstance(events, web.Response):
         return events
+    metrics = request.app[METRICS]
+    started = metrics.clock()
     try:
         await request.app[EVENT_LOG].append([LogRecord(event.key, event.value) for event in events])
     except LogUnavailable as error:
+        metrics.append_failures += 1
         log.error("event log unavailable, asking Brevo to retry: %s", error)
         return json_error(503, "event log unavailable, retry later")
+    metrics.appended(events, started)
     counters = request.app[COUNTERS]
     counters.accepted += len(events)
     for event in events:
@@ -162,7 +171,12 @@ async def health(request: web.Request) -> web.Response:
             "status": "healthy" if log_health.ok else "unhealthy",
             "timestamp": datetime.now(UTC).isoformat(),
             "uptime_s": round(time.monotonic() - request.app[STARTED], 3),
-            "checks": {"event_log": {"status": status, "detail": log_health.detail}},
+            # `brevo` says `silent` when no event came for TAJO_SILENCE_ALERT_S: still a 200, the
+            # process is fine; the silence is for whoever watches the check.
+            "checks": {
+                "event_log": {"status": status, "detail": log_health.detail},
+                "brevo": request.app[METRICS].silence(),
+            },
             "counters": {
                 "accepted": request.app[COUNTERS].accepted,
                 "unknown": request.app[COUNTERS].unknown,
@@ -173,13 +187,27 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def create_app(settings: IngestSettings, event_log: EventLog) -> web.Application:
-    """The ingester app; it opens the log on start-up and closes it on clean-up."""
+def create_app(
+    settings: IngestSettings,
+    event_log: EventLog,
+    *,
+    observe: ObservabilitySettings | None = None,
+    telemetry: Telemetry | None = None,
+) -> web.Application:
+    """The ingester app; it opens the log on start-up and closes it on clean-up.
+
+    `observe` says who reads `/metrics` and when Brevo counts as silent (TAJO_* variables by default);
+    `telemetry` is the registry `/metrics` serves, one of its own by default.
+    """
+    observe = ObservabilitySettings.from_env(os.environ) if observe is None else observe
+    telemetry = Telemetry() if telemetry is None else telemetry
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[EVENT_LOG] = event_log
     app[STARTED] = time.monotonic()
     app[COUNTERS] = IngestCounters()
+    app[TELEMETRY] = telemetry
+    app[METRICS] = IngestMetrics(telemetry, observe.silence_alert_s, observe.clock)
 
     async def open_log(app: web.Application) -> AsyncIterator[None]:
         await app[EVENT_LOG].start()
@@ -187,9 +215,12 @@ def create_app(settings: IngestSettings, event_log: EventLog) -> web.Application
         await app[EVENT_LOG].stop()
 
     app.cleanup_ctx.append(open_log)
-    app.router.add_post("/webhooks/brevo", receive_webhook)
-    app.router.add_post("/webhooks/brevo/test", test_webhook)
-    app.router.add_get("/webhooks/brevo/health", health)
+    count = telemetry.counted
+    app.router.add_post("/webhooks/brevo", count("/webhooks/brevo", receive_webhook))
+    app.router.add_post("/webhooks/brevo/test", count("/webhooks/brevo/test", test_webhook))
+    app.router.add_get("/webhooks/brevo/health", count("/webhooks/brevo/health", health))
+    metrics = telemetry.metrics_handler(metrics_reader(settings, observe))
+    app.router.add_get("/metrics", count("/metrics", metrics))
     document = orjson.dumps(ingest_openapi_document())
 
     async def openapi(_: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ _ERROR = {
     "required": ["error", "message"],
 }
 _TEXT = {"type": "string"}
+_ERROR_CONTENT = {"application/json": {"schema": _ERROR}}
 _WHOLE = {"type": "integer"}
 _BREVO_EVENT: dict[str, Any] = {
     "type": "object",
@@ -121,6 +122,22 @@ def ingest_openapi_document() -> dict[str, Any]:
                     "summary": "Whether the log takes appends",
                     "operationId": "health",
                     "responses": _answers({"type": "object"}, 401, 403, 429, 503),
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": {
+                            "description": _WHY[401],
+                            "content": {"application/json": {"schema": _ERROR}},
+                        },
+                    },
                 }
             },
             "/webhooks/brevo/openapi.json": {

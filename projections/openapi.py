@@ -35,6 +35,7 @@ class Route:
     errors: tuple[int, ...] = (401,)
     params: tuple[Param, ...] = ()
     public: bool = False
+    text: str | None = None  # a plain text answer (this format), not a JSON model
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -56,6 +57,11 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _json("OK", _ref(route.model) if route.model else {"type": "object"})}
+    if route.text is not None:
+        responses["200"] = {
+            "description": route.text,
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
     for status in route.errors:
         responses[str(status)] = _json(_ERRORS[status], _ref(ErrorBody))
     operation: dict[str, Any] = {

@@ -100,11 +100,13 @@ class ReadModel:
         self._inbox: Feed[InboxMessage] = Feed(lambda m: m.message_id, lambda m: m.at)
         # address -> the states its view was built from, and the view encoded as served
         self._served: OrderedDict[str, tuple[CustomerState, CustomerState | None, bytes]] = OrderedDict()
+        self.changes = 0  # how many times `apply` changed it: the API's metrics tell when it last did
 
     # -- writes
 
     def apply(self, key: str, encoded: bytes | None) -> None:
         """Stores a key's encoded state (a customer, or `campaign:<id>`), or forgets it on None."""
+        self.changes += 1
         try:
             if key.startswith(CAMPAIGN_KEY_PREFIX):
                 self._set_campaign(key, None if encoded is None else decode_campaign(encoded))

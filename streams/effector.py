@@ -147,9 +147,15 @@ class Effector:
         self._sleep = sleep
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
+        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)  # how handling came out, for metrics
 
     async def handle(self, action: Action) -> Outcome:
         """Carries the action out unless it is done already; marks it done only once Brevo did it."""
+        outcome = await self._handle(action)
+        self.outcomes[outcome] += 1
+        return outcome
+
+    async def _handle(self, action: Action) -> Outcome:
         try:
             call = brevo_call_for(action, self._settings)
         except InvalidAction as error:

@@ -343,6 +343,7 @@ class EmbeddedRunner:
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self.folded = 0
+        self.position: int | None = None  # the next log offset to fold, once known (for the fold lag)
 
     async def start(self) -> None:
         """Hands the live version's states to `on_version`, then folds in the background."""
@@ -363,7 +364,8 @@ class EmbeddedRunner:
         """
         records: list[LoggedRecord] = []
         count = 0
-        start = ReadStart(offsets={PARTITION: await self._db.call(self._db.next_offset)})
+        self.position = await self._db.call(self._db.next_offset)
+        start = ReadStart(offsets={PARTITION: self.position})
         async for page in self._reader.read_batches(start):
             records.extend(page)
             if len(records) >= self._batch:
@@ -414,6 +416,7 @@ class EmbeddedRunner:
         for key, value in batch.states.items():
             self._on_change(key, value)
         self.folded += len(records)
+        self.position = batch.next_offsets.get(PARTITION, self.position)
         return len(records)
 
     def _fold_and_commit(self, records: list[LoggedRecord]) -> Batch:

@@ -23,8 +23,10 @@ from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
+from tajo_events.logging_setup import configure_logging, worker_logging_config
 from tajo_events.serving import run_app
 from tajo_events.settings import PipelineSettings
+from telemetry.metrics import TelemetryConfigError
 
 if TYPE_CHECKING:
     from streams.app import WorkerSettings
@@ -112,7 +114,9 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
         app = create_effects_app(settings, brevo)
     else:
         raise ConfigError("the effector needs BREVO_API_KEY")
-    Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    Worker(
+        app, loglevel="INFO", quiet=True, logging_config=worker_logging_config()
+    ).execute_from_commandline()
     return 0
 
 
@@ -263,10 +267,10 @@ def _kafka(port: int, data_dir: Path, temporary: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tajo-events` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        configure_logging(os.environ)  # JSON lines (TAJO_LOG_FORMAT), redacted, at TAJO_LOG_LEVEL
         return _run(args, PipelineSettings.from_env(os.environ))
-    except (ConfigError, IngestConfigError) as error:  # the command's settings, and the ingester's own
+    except (ConfigError, IngestConfigError, TelemetryConfigError) as error:  # the settings, all services
         sys.stderr.write(f"tajo-events: {error}\n")
         return 2
 

@@ -1,11 +1,13 @@
 """The one-process pipeline on the embedded log: ingester, in-process fold and projections API together."""
 
 import asyncio
+import dataclasses
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from eventlog.sqlite import SqliteEventLog
 from ingest.app import create_app as create_ingest_app
@@ -15,8 +17,9 @@ from projections.api import create_app as create_projections_app
 from projections.holder import ProjectionHolder
 from projections.store import ReadModel
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
-from streams.effector import Effector
-from streams.embedded import EmbeddedEffector, EmbeddedRunner, StateDb
+from streams.effector import Effector, Outcome
+from streams.embedded import PARTITION, EmbeddedEffector, EmbeddedRunner, StateDb
+from telemetry.metrics import ObservabilitySettings, Telemetry
 
 LOG_FILE = "log.db"
 STATE_FILE = "state.db"
@@ -33,11 +36,29 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
         holder.swap(await asyncio.to_thread(ReadModel.of, states), version)
 
     runner = EmbeddedRunner(event_log, state_db, holder.apply, serve_version)
-    app = create_ingest_app(IngestSettings.from_env(os.environ), event_log)
-    app.add_subapp("/api/", create_projections_app(ApiSettings(api_token), holder, runner))
+    # One registry for the whole process at `/metrics`, read with the API token like the projections.
+    observe = dataclasses.replace(
+        ObservabilitySettings.from_env(os.environ), api_token=api_token, webhook_auth_reads_metrics=False
+    )
+    telemetry = Telemetry()
+    app = create_ingest_app(
+        IngestSettings.from_env(os.environ), event_log, observe=observe, telemetry=telemetry
+    )
+    projections = create_projections_app(
+        ApiSettings(api_token),
+        holder,
+        runner,
+        observe=observe,
+        telemetry=telemetry.under("/api"),
+        metrics_route=False,
+    )
+    app.add_subapp("/api/", projections)
+    _fold_metrics(telemetry, event_log, runner)
+    effectors: list[Effector] = []
+    telemetry.collect(lambda: _effector_families(effectors))
     brevo = BrevoSettings.from_env(os.environ)
     if brevo is not None:
-        app.cleanup_ctx.append(_effector_context(data_dir / STATE_FILE, brevo))
+        app.cleanup_ctx.append(_effector_context(data_dir / STATE_FILE, brevo, effectors))
     # aiohttp runs the ingester's clean-up (which stops the log) before the projections sub-app's
     # (which stops the runner): the runner is stopped first, at shutdown, so it never reads a closed log.
     app.on_shutdown.append(_stopper(runner))
@@ -52,16 +73,50 @@ def _stopper(runner: EmbeddedRunner) -> Callable[[web.Application], Awaitable[No
     return stop
 
 
+def _fold_metrics(telemetry: Telemetry, event_log: SqliteEventLog, runner: EmbeddedRunner) -> None:
+    """The fold lag: the log's head (read before each scrape) minus the position the fold reached."""
+    head: dict[int, int] = {}
+
+    async def read_head() -> None:
+        head.update(await event_log.head())
+
+    def families() -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "tajo_fold_lag_records", "records in the log not folded yet, by partition", labels=["partition"]
+        )
+        if runner.position is not None and PARTITION in head:
+            lag.add_metric([str(PARTITION)], max(0, head[PARTITION] - runner.position))
+        yield lag
+        yield CounterMetricFamily("tajo_fold_records", "log records folded since start", value=runner.folded)
+
+    telemetry.before_scrape(read_head)
+    telemetry.collect(families)
+
+
+def _effector_families(effectors: list[Effector]) -> Iterator[Metric]:
+    family = CounterMetricFamily(
+        "tajo_effector_actions",
+        "actions the effector handled, by outcome: done (carried out), gave_up (dead-lettered), "
+        "skipped_duplicate, not_needed",
+        labels=["outcome"],
+    )
+    for outcome in Outcome:
+        family.add_metric([outcome.value], sum(effector.outcomes[outcome] for effector in effectors))
+    yield family
+
+
 def _effector_context(
-    state_path: Path, brevo: BrevoSettings
+    state_path: Path, brevo: BrevoSettings, effectors: list[Effector]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run_effector(_: web.Application) -> AsyncIterator[None]:
         outbox = StateDb(state_path)  # a connection of its own
         async with HttpBrevoApi(brevo.base_url, brevo.api_key) as api:
-            effector = EmbeddedEffector(outbox, Effector(api, brevo, outbox))
-            await effector.start()
+            effector = Effector(api, brevo, outbox)
+            effectors.append(effector)  # its counts stay in the metrics once it stops
+            embedded = EmbeddedEffector(outbox, effector)
+            await embedded.start()
             yield
-            await effector.stop()
+            await embedded.stop()
         outbox.close()
 
     return run_effector

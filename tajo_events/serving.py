@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from tajo_events.gc_tuning import tune_for_folding
+from telemetry.logs import AccessLogger
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,21 @@ def run_app(
     announce: Callable[..., None],
     env: Mapping[str, str] = os.environ,
 ) -> None:
-    """Serves `app` until SIGINT or SIGTERM; a line per request only with TAJO_ACCESS_LOG=true."""
+    """Serves `app` until SIGINT or SIGTERM; a line per request only with TAJO_ACCESS_LOG=true.
+
+    A request line has the request's id, method, route template (never the path: paths hold addresses),
+    status and duration.
+    """
     access_log = logging.getLogger("aiohttp.access") if _flag(env, "TAJO_ACCESS_LOG") else None
     loop = event_loop_factory(env)()
     asyncio.set_event_loop(loop)
     tune_for_folding()  # the app is set up: what exists now is never garbage
-    web.run_app(app, host=host, port=port, print=announce, access_log=access_log, loop=loop)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=announce,
+        access_log=access_log,
+        access_log_class=AccessLogger,
+        loop=loop,
+    )
