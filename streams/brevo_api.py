@@ -87,7 +87,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _error_detail(body: bytes) -> str:
+def error_detail(body: bytes) -> str:
+    """What a Brevo error answer says (its `code: message`), cut to a log line's length."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -164,7 +165,7 @@ class HttpBrevoApi:
             raise BrevoTemporaryError(f"{what}: {type(error).__name__}: {error}") from error
         if 200 <= status < 300:
             return
-        message = f"{what} answered {status}: {_error_detail(answer)}"
+        message = f"{what} answered {status}: {error_detail(answer)}"
         if status == 429 or status >= 500:
             raise BrevoTemporaryError(message, status, retry_after)
         raise BrevoPermanentError(message, status)

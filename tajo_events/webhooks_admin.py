@@ -19,7 +19,7 @@ import orjson
 
 from ingest.auth import SIGNATURE_HEADER, is_authentic, sign
 from ingest.config import IngestSettings
-from streams.brevo_api import BrevoError, BrevoSettings
+from streams.brevo_api import BrevoError, BrevoSettings, error_detail
 from tajo_events.errors import ConfigError
 from tajo_events.webhooks_drift import (
     SPECS,
@@ -33,7 +33,6 @@ from tajo_events.webhooks_drift import (
     webhook_from_api,
 )
 
-_ERROR_DETAIL_CHARS = 200
 _PREVIEW_CHARS = 100
 EXIT_DRIFT = 1
 EXIT_TROUBLE = 2  # the settings, or Brevo's answers, do not let the command do its job
@@ -49,17 +48,6 @@ class WebhooksApi(Protocol):
     async def create_webhook(self, body: Mapping[str, object]) -> str:
         """Creates a webhook; returns its id."""
         ...
-
-
-def _detail(body: bytes) -> str:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:_ERROR_DETAIL_CHARS].decode(errors="replace")
-    if isinstance(parsed, dict):
-        parts = [str(parsed[key]) for key in ("code", "message") if key in parsed]
-        return ": ".join(parts)[:_ERROR_DETAIL_CHARS]
-    return str(parsed)[:_ERROR_DETAIL_CHARS]
 
 
 class HttpWebhooksApi:
@@ -127,7 +115,7 @@ class HttpWebhooksApi:
         except aiohttp.ClientError as error:
             raise BrevoError(f"{what}: {type(error).__name__}: {error}") from error
         if not 200 <= status < 300:
-            raise BrevoError(f"{what} answered {status}: {_detail(answer)}", status)
+            raise BrevoError(f"{what} answered {status}: {error_detail(answer)}", status)
         try:
             return orjson.loads(answer) if answer.strip() else None
         except orjson.JSONDecodeError as error:
