@@ -1,10 +1,12 @@
 """Shared fixtures: a real Kafka broker for the suites that need one."""
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
 
 import pytest
+from _pytest.logging import LogCaptureHandler
 
 from tajo_events.kafka_local import KafkaLocalError, LocalKafka, broker_available_via_docker
 
@@ -14,6 +16,27 @@ NO_BROKER = (
     "(2) a Docker engine for testcontainers, "
     "(3) Java 17+ and Maven to run the local broker from Maven Central jars (`make kafka`). "
 )
+
+
+def _pytest_handler(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith("_pytest")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Undoes what a test's `configure_logging` (the CLI's `main` run in-process) did to the root logger.
+
+    It replaces the root handlers with one writing to the test's captured stderr; left there, it would
+    write to a closed file in every later test. pytest's own session handlers come back, its per-phase
+    capture handlers are pytest's to add and remove.
+    """
+    root = logging.getLogger()
+    level = root.level
+    session = [h for h in root.handlers if _pytest_handler(h) and not isinstance(h, LogCaptureHandler)]
+    yield
+    kept = [h for h in root.handlers if _pytest_handler(h)]
+    root.handlers[:] = kept + [h for h in session if h not in kept]
+    root.setLevel(level)
 
 
 def _answers(bootstrap: str) -> bool:

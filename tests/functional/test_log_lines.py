@@ -9,7 +9,6 @@ import io
 import logging
 import logging.config
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +41,6 @@ REQUIRED = {"time", "level", "logger", "message"}
 REQUEST_LINE = {"request_id", "route", "method", "status", "duration_ms"}
 
 
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def lines(stream: io.StringIO) -> list[str]:
     return [line for line in stream.getvalue().splitlines() if line]
 
@@ -63,7 +53,6 @@ def assert_nothing_leaks(text: str) -> None:
     assert not EMAIL.search(text), EMAIL.search(text)
 
 
-@pytest.mark.usefixtures("root_logging")
 async def test_serve_logs_json_lines_without_secrets_tokens_or_emails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,7 +146,6 @@ def signed(body: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(SECRET.encode(), body)}
 
 
-@pytest.mark.usefixtures("root_logging")
 def test_text_lines_are_redacted_too() -> None:
     stream = io.StringIO()
     configure_logging({**ENV, "TAJO_LOG_FORMAT": "text"}, stream)
@@ -166,7 +154,6 @@ def test_text_lines_are_redacted_too() -> None:
     assert line.endswith(" WARNING tests.log_lines: token [redacted] for j***@example.com")
 
 
-@pytest.mark.usefixtures("root_logging")
 def test_the_faust_workers_log_json_lines_through_their_config(capsys: pytest.CaptureFixture[str]) -> None:
     logging.config.dictConfig(worker_logging_config(ENV))
     logging.getLogger("streams.effector").info("action for jane@example.com with Bearer %s", API_TOKEN)
