@@ -100,9 +100,7 @@ def _owns_events_partitions(worker: ChildProcess, topic: str, every: bool = Fals
         return False
     latest = assignments[-1]
     assigned_line = latest.split("\n", maxsplit=1)[0]
-    owned = {
-        int(n) for n in re.findall(rf"topic='{re.escape(topic)}', partition=(\d+)", assigned_line)
-    }
+    owned = {int(n) for n in re.findall(rf"topic='{re.escape(topic)}', partition=(\d+)", assigned_line)}
     return (owned == {0, 1, 2, 3} if every else bool(owned)) and "Worker ready" in latest
 
 
