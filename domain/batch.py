@@ -9,17 +9,25 @@ Every stored state carries its position, so a record at or before it is recogniz
 already and skipped (a re-read after a crash or a hand-over changes nothing), whatever the order in
 which the runtime's writes reached the store. A Brevo retry, a new record with the id of an earlier
 one, is dropped by the key's `SeenEvents`.
+
+An event the fold cannot apply (a handler raises, or the record does not decode) is set aside as a
+dead letter (`domain.dead_letters`): the key's state is brought back to what it was before that event
+(its stored state at the start of the batch, then the batch's earlier events of the key again), the
+event's id is marked in it and left out of the recent ids, and the fold goes on with the next record.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+import orjson
+
 from domain.actions import Action
 from domain.campaign_fold import apply_campaign, initial_campaign
+from domain.dead_letters import DeadLetter, clear, describe, mark
 from domain.dedup import HORIZON_MS, SeenEvents
 from domain.events import FoldEvent, decode_fold_event
-from domain.fold import HANDLERS, initial_state
+from domain.fold import HANDLERS, Handler, initial_state
 from domain.state import (
     CAMPAIGN_KEY_PREFIX,
     CampaignState,
@@ -31,6 +39,7 @@ from domain.state import (
     offset_of,
     tracked,
 )
+from schemas.event_types import EventType as T
 
 Load = Callable[[str], bytes | None]
 
@@ -64,6 +73,7 @@ class Batch:
     seen: dict[str, bytes] = field(default_factory=dict)  # key -> encoded SeenEvents
     partitions: dict[str, int] = field(default_factory=dict)  # key -> partition of its events
     actions: list[PlacedAction] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)  # records set aside unfolded, in log order
     next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset to fold
     records: int = 0
     folded: int = 0
@@ -73,15 +83,18 @@ class Batch:
     @property
     def changes(self) -> bool:
         """Whether anything must be written."""
-        return bool(self.states or self.seen or self.actions)
+        return bool(self.states or self.seen or self.actions or self.dead)
 
 
 @dataclass(slots=True)
 class _Customer:
+    key: str
     state: CustomerState
     offset: int
     seen: SeenEvents
     partition: int
+    base: bytes | None  # the state as encoded at the start of the batch (None: no state yet)
+    applied: list[FoldEvent | str] = field(default_factory=list)  # this batch: events folded, ids marked
     dirty: bool = False  # the state (or only its position) changed
     seen_dirty: bool = False
     touched: bool = False  # listed among the batch's touched keys
@@ -104,10 +117,10 @@ class BatchFold:
     batch to the next (they equal what was written); call `forget()` whenever the store may have
     changed under them (a rebalance, a replay's switch). `forgets` counts the times they were dropped.
     With `states_only`, a batch carries the states alone: no recent ids, no actions (for a fold whose
-    only outcome is the states, as a rebuild in memory).
+    only outcome is the states, as a rebuild in memory). `handlers` are the fold's, by event type.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the options after `load_seen` have defaults
         self,
         load_state: Load,
         load_seen: Load,
@@ -115,7 +128,9 @@ class BatchFold:
         keep: int = 0,
         *,
         states_only: bool = False,
+        handlers: Mapping[T, Handler] = HANDLERS,
     ) -> None:
+        self._handlers = handlers
         self._load_state = load_state
         self._load_seen = load_seen
         self._horizon_ms = horizon_ms
@@ -145,21 +160,25 @@ class BatchFold:
         for record in records:
             add(record)
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record) -> None:  # noqa: PLR0912 - one function on the hot path, no call per step
         """Folds one record."""
         batch = self._batch
         batch.records += 1
         offset = record.offset
         partition = record.partition
         batch.next_offsets[partition] = offset + 1
-        event = decode_fold_event(record.value)
+        try:
+            event = decode_fold_event(record.value)
+        except Exception as error:  # any record the fold cannot read is set aside
+            self._undecodable(record, error)
+            return
         event_id, kind, address, _, at = event[:5]  # unpacked once: cheaper than reading fields by name
         if address is None:
             key = event.key
             if key.startswith(CAMPAIGN_KEY_PREFIX):
                 self._fold_campaign(key, event, record)
             return  # unknown events without an address are kept in the log, not folded
-        handler = HANDLERS.get(kind)
+        handler = self._handlers.get(kind)
         if handler is None:
             return  # the fold has no handler for it (`folds`): it stays in the log, unfolded
         customer = self._customers.get(address)
@@ -176,12 +195,20 @@ class BatchFold:
                 customer.seen_dirty = True
             return
         if customer.seen.admit(event_id, at, offset):
-            actions = handler(customer.state, event)
-            if actions and not self._states_only:
-                placed = batch.actions
-                for action in actions:
-                    placed.append(PlacedAction(partition, offset, action))
-            batch.folded += 1
+            state = customer.state
+            try:
+                actions = handler(state, event)
+            except Exception as error:  # a handler's failure, whatever it is, sets the event aside
+                self._set_aside(customer, event, record, error)
+            else:
+                if state.dead_letters:
+                    clear(state, event_id)
+                customer.applied.append(event)
+                if actions and not self._states_only:
+                    placed = batch.actions
+                    for action in actions:
+                        placed.append(PlacedAction(partition, offset, action))
+                batch.folded += 1
         else:
             batch.duplicates += 1
         customer.offset = offset  # a duplicate moves the position too: it is never looked at again
@@ -198,8 +225,9 @@ class BatchFold:
         for key, customer in touched.items():
             customer.touched = False
             if customer.dirty:
-                states[key] = tracked(customer.offset, encode_state(customer.state))
+                states[key] = customer.base = tracked(customer.offset, encode_state(customer.state))
                 customer.dirty = False
+            customer.applied.clear()
             if customer.seen_dirty:
                 if write_seen:
                     seen[key] = customer.seen.encode()
@@ -238,8 +266,56 @@ class BatchFold:
         state = initial_state(key) if stored is None else decode_state(stored)
         offset = -1 if stored is None else offset_of(stored)
         seen = SeenEvents.decode(self._load_seen(key), self._horizon_ms)
-        customer = self._customers[key] = _Customer(state, offset, seen, partition)
+        customer = self._customers[key] = _Customer(key, state, offset, seen, partition, stored)
         return customer
+
+    def _set_aside(self, customer: _Customer, event: FoldEvent, record: Record, error: Exception) -> None:
+        """A handler raised: the state as it was before the event, the event marked, the record kept."""
+        customer.seen.discard(event.event_id)  # not folded: a later record of it is no duplicate
+        customer.state = state = self._restored(customer)
+        mark(state, event.event_id)
+        customer.applied.append(event.event_id)
+        self._dead_letter(record, customer.key, event.event_id, error)
+
+    def _restored(self, customer: _Customer) -> CustomerState:
+        """The customer's state from the start of the batch with the batch's earlier events applied again.
+
+        A handler may have changed the state before it raised; these events all folded once already.
+        """
+        state = initial_state(customer.key) if customer.base is None else decode_state(customer.base)
+        for done in customer.applied:
+            if isinstance(done, str):
+                mark(state, done)
+                continue
+            self._handlers[done.type](state, done)
+            if state.dead_letters:
+                clear(state, done.event_id)
+        return state
+
+    def _undecodable(self, record: Record, error: Exception) -> None:
+        """A record the fold cannot read: set aside, marked in its customer's state when it names one."""
+        address, event_id = _identity(record.value)
+        if address is not None and event_id is not None and not address.startswith(CAMPAIGN_KEY_PREFIX):
+            customer = self._customers.get(address) or self._customer(address, record.partition)
+            if not customer.touched:
+                customer.touched = True
+                self._touched[address] = customer
+            if record.offset <= customer.offset:
+                self._batch.refolds += 1
+                return
+            mark(customer.state, event_id)
+            customer.applied.append(event_id)
+            customer.offset = record.offset
+            customer.dirty = True
+        self._dead_letter(record, address, event_id, error)
+
+    def _dead_letter(
+        self, record: Record, address: str | None, event_id: str | None, error: Exception
+    ) -> None:
+        error_type, message = describe(error)
+        self._batch.dead.append(
+            DeadLetter(record.partition, record.offset, record.value, address, event_id, error_type, message)
+        )
 
     def _fold_campaign(self, key: str, event: FoldEvent, record: Record) -> None:
         campaign = self._campaigns.get(key)
@@ -257,7 +333,14 @@ class BatchFold:
         # A lifecycle keeps the newest time of each status: applying an event twice changes nothing,
         # so campaigns need no duplicate detection.
         self._campaigns[key] = campaign
-        if apply_campaign(campaign.state, event):
+        before = campaign.state.copy()  # lifecycle events are few: a copy each costs little
+        try:
+            changed = apply_campaign(campaign.state, event)
+        except Exception as error:  # set aside, as a customer's event would be
+            campaign.state = before
+            self._dead_letter(record, None, event.event_id, error)
+            return
+        if changed:
             campaign.offset = record.offset
             campaign.dirty = True
             self._batch.folded += 1
@@ -288,3 +371,18 @@ def encode_position(next_offset: int) -> bytes:
 def decode_position(data: bytes | None) -> int | None:
     """The next offset a tracking record says the fold expects; None when there is none."""
     return None if data is None else int(data)
+
+
+def _identity(value: bytes) -> tuple[str | None, str | None]:
+    """The address and event id a record that does not decode still names, when it names them."""
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, None
+    address, event_id = raw.get("address"), raw.get("event_id")
+    return (
+        address if isinstance(address, str) and address else None,
+        event_id if isinstance(event_id, str) and event_id else None,
+    )

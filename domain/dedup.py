@@ -85,6 +85,15 @@ class SeenEvents:
             self.last_offset = offset
         return fresh
 
+    def discard(self, event_id: str) -> None:
+        """Forgets an id (an event set aside unfolded: a later record of it is no duplicate)."""
+        fp = fingerprint(event_id)
+        if self.entries.pop(fp, None) is None:
+            return
+        del self.offsets[fp]
+        self.oldest_at = min(self.entries.values(), default=None)
+        self._encoded, self._new = b"", list(self.entries)  # encoded again in full: rare
+
     def expire(self) -> None:
         """Forgets the ids that left the horizon (they can no longer make a duplicate)."""
         if self.newest_at is None or self.oldest_at is None:

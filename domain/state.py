@@ -155,6 +155,7 @@ class CustomerState:
     campaigns: dict[str, CampaignCounts] = field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
     inbox: tuple[InboxMessage, ...] = ()
+    dead_letters: tuple[str, ...] = ()  # ids of its events the fold set aside, not folded since
 
     @property
     def marketing_enabled(self) -> bool:
@@ -299,6 +300,7 @@ def _plain(state: CustomerState) -> dict[str, object]:
         },
         "alerts": state.alerts,
         "inbox": state.inbox,
+        "dead_letters": state.dead_letters,
     }
 
 

@@ -1,0 +1,46 @@
+"""Dead letters: an event the fold could not apply, set aside with why, so the fold goes on.
+
+A handler that raises (a bug, an event no handler expects) or a record the fold cannot decode must not
+stop the fold: the batch core (`domain.batch`) catches the error, leaves the key's state as it was
+before the event, marks the event's id in the state (`mark`), and hands the record over as a
+`DeadLetter` for the runtime to keep beside the state, in the same commit. A later record with the
+same id (a re-submission after a fix, `tajo-events dlq retry`, or Brevo's own retry) folds as any
+event and clears the mark (`clear`). The rule reads only the log, so a replay marks the same events.
+"""
+
+from typing import NamedTuple
+
+from domain.state import CustomerState
+
+MAX_ERROR_CHARS = 500
+
+
+class DeadLetter(NamedTuple):
+    """A log record the fold set aside: where it sits, its bytes, whose it is (when known), and why."""
+
+    partition: int
+    offset: int
+    value: bytes
+    address: str | None
+    event_id: str | None
+    error_type: str
+    error: str
+
+
+def describe(error: BaseException) -> tuple[str, str]:
+    """An error's type name and its message, cut to MAX_ERROR_CHARS."""
+    message = str(error)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    return type(error).__name__, message
+
+
+def mark(state: CustomerState, event_id: str) -> None:
+    """Records that one of the customer's events is dead-lettered (once per id)."""
+    if event_id not in state.dead_letters:
+        state.dead_letters = (*state.dead_letters, event_id)
+
+
+def clear(state: CustomerState, event_id: str) -> None:
+    """A dead-lettered event has now been folded: its mark goes."""
+    state.dead_letters = tuple(kept for kept in state.dead_letters if kept != event_id)

@@ -1,0 +1,139 @@
+"""Dead letters in the batch core: an event whose fold raises is set aside, marked, and folds once later."""
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+
+from domain.batch import BatchFold
+from domain.dead_letters import MAX_ERROR_CHARS, describe
+from domain.dedup import SeenEvents
+from domain.events import FoldEvent as BatchFoldEvent
+from domain.state import CustomerState, decode_state, encode_state
+from eventlog.port import LoggedRecord
+from schemas.event import CanonicalEvent, encode_event
+from streams.fold_faults import FAULT_VARIABLE, InjectedFoldFault, fold_handlers
+from tests.unit.test_batch_core import ADDRESS, Store, event, records
+
+FAILING = event(1, 1, "delivered")
+BEFORE = [event(0, 0, "delivered")]
+AFTER = [event(n, n, "delivered") for n in range(2, 6)]
+
+
+class FaultyStore(Store):
+    """A store whose fold fails on the given event ids (as TAJO_FOLD_FAIL_EVENT_IDS makes it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing: list[str] = []
+        self.dead: list[tuple[int, str | None, str]] = []
+
+    def fold_records(self, batch_records: Sequence[LoggedRecord]) -> None:
+        handlers = fold_handlers({FAULT_VARIABLE: ",".join(self.failing)})
+        folder = BatchFold(self.states.get, self.seen.get, handlers=handlers)
+        folder.add_all(batch_records)
+        batch = folder.take()
+        self.write(batch, states=True, seen=True)
+        self.dead += [(d.offset, d.event_id, d.error_type) for d in batch.dead]
+
+    def state(self) -> CustomerState:
+        return decode_state(self.states[ADDRESS])
+
+
+def log_of(events: Sequence[CanonicalEvent]) -> list[LoggedRecord]:
+    return records(events)
+
+
+def test_a_failing_event_is_set_aside_and_the_events_after_it_are_folded() -> None:
+    store = FaultyStore()
+    store.failing = [FAILING.event_id]
+    store.fold_records(log_of([*BEFORE, FAILING, *AFTER]))
+    assert store.dead == [(1, FAILING.event_id, "InjectedFoldFault")]
+    state = store.state()
+    assert state.email_channel.delivered == 1 + len(AFTER)  # the handler's half change was undone
+    assert state.dead_letters == (FAILING.event_id,)
+
+
+def test_after_the_fix_a_resubmitted_event_folds_once_and_clears_the_mark() -> None:
+    store = FaultyStore()
+    store.failing = [FAILING.event_id]
+    log = log_of([*BEFORE, FAILING, *AFTER])
+    store.fold_records(log)
+    store.failing = []
+    retry = LoggedRecord(0, len(log), log[1].key, log[1].value, 0)
+    again = LoggedRecord(0, len(log) + 1, log[1].key, log[1].value, 0)  # a second re-submission
+    store.fold_records([retry, again])
+    state = store.state()
+    assert state.email_channel.delivered == 2 + len(AFTER)
+    assert state.dead_letters == ()
+
+
+def test_a_replay_after_the_fix_folds_the_event_once_and_drops_the_resubmission() -> None:
+    log = log_of([*BEFORE, FAILING, *AFTER])
+    log.append(LoggedRecord(0, len(log), log[1].key, log[1].value, 0))
+    store = FaultyStore()
+    store.fold_records(log)
+    assert store.state().email_channel.delivered == 2 + len(AFTER)
+    assert store.state().dead_letters == ()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_batching_does_not_change_what_a_failing_event_leaves(size: int) -> None:
+    log = log_of([*BEFORE, FAILING, *AFTER, event(9, 9, "opened")])
+    whole = FaultyStore()
+    whole.failing = [FAILING.event_id]
+    whole.fold_records(log)
+    split = FaultyStore()
+    split.failing = [FAILING.event_id]
+    for start in range(0, len(log), size):
+        split.fold_records(log[start : start + size])
+    assert split.states == whole.states
+    assert split.dead == whole.dead
+
+
+def test_a_record_that_does_not_decode_is_set_aside_and_marked_in_its_customer_state() -> None:
+    newer = orjson.loads(encode_event(FAILING)) | {"schema_version": 99}  # written by a newer ingester
+    log = log_of([*BEFORE])
+    log.append(LoggedRecord(0, 1, ADDRESS.encode(), orjson.dumps(newer), 0))
+    log.append(LoggedRecord(0, 2, b"", b"not json at all", 0))
+    log += records(AFTER, first=3)
+    store = FaultyStore()
+    store.fold_records(log)
+    assert [(offset, event_id) for offset, event_id, _ in store.dead] == [(1, FAILING.event_id), (2, None)]
+    assert {kind for _, _, kind in store.dead} == {"UndecodableEvent"}
+    assert store.state().email_channel.delivered == 1 + len(AFTER)
+    assert store.state().dead_letters == (FAILING.event_id,)
+
+
+def test_an_injected_fault_raises_only_for_the_named_ids() -> None:
+    handlers = fold_handlers({FAULT_VARIABLE: f" {FAILING.event_id} ,"})
+    state = CustomerState(address=ADDRESS, kind="email", email=ADDRESS)
+    folder = BatchFold(lambda _k: None, lambda _k: None)
+    assert fold_handlers({}) is folder._handlers
+    kind = FAILING.type
+    with pytest.raises(InjectedFoldFault):
+        handlers[kind](state, BatchFoldEvent.of(FAILING))
+    assert handlers[kind](state, BatchFoldEvent.of(BEFORE[0])) == ()
+
+
+def test_an_error_message_is_cut_and_named() -> None:
+    kind, message = describe(ValueError("x" * 5_000))
+    assert kind == "ValueError"
+    assert len(message) == MAX_ERROR_CHARS
+
+
+def test_a_discarded_id_is_no_duplicate_and_survives_encoding() -> None:
+    seen = SeenEvents()
+    assert seen.admit(FAILING.event_id, 1, 1)
+    assert seen.admit(BEFORE[0].event_id, 1, 2)
+    seen.discard(FAILING.event_id)
+    decoded = SeenEvents.decode(seen.encode())
+    assert decoded.admit(FAILING.event_id, 1, 3)
+    assert not decoded.admit(BEFORE[0].event_id, 1, 4)
+
+
+def test_old_states_without_dead_letters_decode() -> None:
+    state = CustomerState(address=ADDRESS, kind="email")
+    plain = orjson.loads(encode_state(state))
+    del plain["dead_letters"]
+    assert decode_state(orjson.dumps(plain)).dead_letters == ()
