@@ -73,6 +73,18 @@ class PartitionWriter:
             by_partition.setdefault((topic, partition_of(key, count)), []).append((key, value))
         await self.write(by_partition)
 
+    async def send_with_headers(
+        self, topic: str, records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        """Writes records (key, value, headers) to `topic` by their keys, all acknowledged (for the few)."""
+        await self.start()
+        sent = [
+            await self._producer.send(topic, value=value, key=key, headers=headers)
+            for key, value, headers in records
+        ]
+        if sent:
+            await asyncio.gather(*sent)
+
 
 async def send_batches(
     producer: AIOKafkaProducer, records: Mapping[tuple[str, int], Sequence[KeyValue]]

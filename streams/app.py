@@ -4,6 +4,7 @@ The fold runs under its generation's app id (see `eventlog.generations`); the ef
 id of its own, so that a replay's switch of generations does not reset what it has carried out.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import faust
 from faust.types import TP
 
 from domain.actions import decode_action
+from eventlog.dead_letters import dead_topic, headers_of
 from eventlog.generations import (
     ENGAGEMENT_TABLE,
     SEEN_TABLE,
@@ -21,9 +23,11 @@ from eventlog.generations import (
     seen_changelog_topic,
 )
 from eventlog.kafka_writer import PartitionWriter
+from eventlog.sqlite import wall_clock_ms
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
 from streams.faust_batches import batch_topic, use_batching_transport
+from streams.fold_faults import fold_handlers
 from streams.stall import watch_for_stalls
 from streams.table_fold import TableFold
 
@@ -156,6 +160,8 @@ def create_faust_app(settings: WorkerSettings) -> tuple[faust.App, Any]:
         actions_topic=settings.actions_topic,
         writer=writer,
         seek=seek,
+        events_topic=settings.events_topic,
+        handlers=fold_handlers(os.environ),
     )
 
     def forget_positions(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:  # noqa: ARG001
@@ -179,15 +185,27 @@ def create_effects_app(settings: WorkerSettings, brevo: BrevoSettings) -> faust.
     done = DurableTable(
         app.Table(EFFECTS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
     )
-    dead = app.topic(f"{settings.actions_topic}.dead", key_type=bytes, value_type=bytes, partitions=1)
+    dead = app.topic(dead_topic(settings.actions_topic), key_type=bytes, value_type=bytes, partitions=1)
 
     @app.agent(actions)
     async def carry_out(stream: Any) -> None:
         async with HttpBrevoApi(brevo.base_url, brevo.api_key) as api:
             effector = Effector(api, brevo, TableDoneLog(done))
             async for event in stream.events():
-                if await effector.handle(decode_action(event.value)) is Outcome.GAVE_UP:
-                    await dead.send(value=event.value)
+                action = decode_action(event.value)
+                if await effector.handle(action) is Outcome.GAVE_UP:
+                    error_type, _, error = effector.gave_up.pop(action.action_id, "").partition(": ")
+                    headers = headers_of(
+                        "action",
+                        error_type=error_type or "unknown",
+                        error=error,
+                        source_topic=settings.actions_topic,
+                        source_partition=event.message.partition,
+                        source_offset=event.message.offset,
+                        at_ms=wall_clock_ms(),
+                    )
+                    sent = await dead.send(key=action.action_id.encode(), value=event.value, headers=headers)
+                    await sent  # acknowledged before the action's offset may be committed
                 await done.send_changelog(event.message.partition)
 
     return app

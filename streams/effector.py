@@ -148,6 +148,8 @@ class Effector:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)  # how handling came out, for metrics
+        # Why each action given up on was (type: message), until the caller that dead-letters it pops it.
+        self.gave_up: dict[str, str] = {}
 
     async def handle(self, action: Action) -> Outcome:
         """Carries the action out unless it is done already; marks it done only once Brevo did it."""
@@ -160,7 +162,7 @@ class Effector:
             call = brevo_call_for(action, self._settings)
         except InvalidAction as error:
             log.warning("giving up on action %s: %s", action.action_id, error)
-            return Outcome.GAVE_UP
+            return self._give_up(action, error)
         if call is None:
             return Outcome.NOT_NEEDED
         # One handler per action id at a time, so two deliveries of one action cannot both call Brevo.
@@ -190,7 +192,7 @@ class Effector:
                     action.kind.value,
                     error,
                 )
-                return Outcome.GAVE_UP
+                return self._give_up(action, error)
             except BrevoTemporaryError as error:
                 if attempt == attempts:
                     log.warning(
@@ -200,7 +202,7 @@ class Effector:
                         attempts,
                         error,
                     )
-                    return Outcome.GAVE_UP
+                    return self._give_up(action, error)
                 delay = self._retry.delay_after(attempt, error.retry_after_s)
                 log.warning(
                     "action %s (%s) attempt %d/%d failed, retrying in %.3gs: %s",
@@ -219,3 +221,7 @@ class Effector:
                 )
                 return Outcome.DONE
         raise AssertionError("unreachable: the last attempt returns")
+
+    def _give_up(self, action: Action, error: Exception) -> Outcome:
+        self.gave_up[action.action_id] = f"{type(error).__name__}: {error}"[:500]
+        return Outcome.GAVE_UP

@@ -11,14 +11,18 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
 
 from domain.actions import Action, decode_action, encode_action
 from domain.batch import Batch, BatchFold
+from domain.dead_letters import DeadLetter
+from domain.fold import HANDLERS, Handler
 from eventlog.port import LoggedRecord, LogReader, ReadStart
+from eventlog.sqlite import wall_clock_ms
+from schemas.event_types import EventType
 from streams.effector import Effector, Outcome
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,14 @@ CREATE TABLE IF NOT EXISTS actions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, action_id TEXT UNIQUE NOT NULL, value BLOB NOT NULL,
     done INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS dead_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL,
+    address TEXT, event_id TEXT, error_type TEXT NOT NULL, error TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    value BLOB NOT NULL, retried_at_ms INTEGER, UNIQUE (log_partition, log_offset)
+);
 """
+# Added to the outbox after its first release: why and when an action was given up on, when retried.
+_ACTION_COLUMNS = {"error": "TEXT", "given_up_at_ms": "INTEGER", "retried_at_ms": "INTEGER"}
 _MIGRATE_UNVERSIONED = """
 INSERT OR IGNORE INTO state_rows (version, key, value) SELECT 0, key, value FROM states;
 INSERT OR REPLACE INTO versions (version, next_offset) SELECT 0, next_offset FROM position WHERE id = 0;
@@ -75,7 +86,10 @@ class StateDb:
     thread: one at a time, never on the loop.
     """
 
-    def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, path: Path, busy_timeout_s: float = 30.0, clock: Callable[[], int] = wall_clock_ms
+    ) -> None:
+        self._clock = clock  # epoch ms, for the time a dead letter is set aside
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -94,6 +108,10 @@ class StateDb:
                 for statement in _MIGRATE_UNVERSIONED.strip().split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}
+            for column, kind in _ACTION_COLUMNS.items():
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE actions ADD COLUMN {column} {kind}")
             if self._db.execute("SELECT 1 FROM live").fetchone() is None:
                 self._db.execute("INSERT INTO live (id, version) VALUES (0, 0)")
                 self._db.execute("INSERT OR IGNORE INTO versions (version, next_offset) VALUES (0, 0)")
@@ -172,7 +190,9 @@ class StateDb:
         )
 
     def commit(self, batch: Batch) -> None:
-        """Writes a batch's states, ids, actions and position into this connection's version, atomically.
+        """Writes a batch's states, ids, actions, dead letters and position into this connection's version.
+
+        In one transaction.
 
         Raises VersionChanged, writing nothing, when that version is no longer live.
         """
@@ -181,6 +201,7 @@ class StateDb:
                 raise VersionChanged(self.version)
             self._write(self.version, batch)
             self._add_actions([placed.action for placed in batch.actions])
+            self._add_dead(batch.dead)
 
     # -- new versions, as a replay builds them
 
@@ -201,12 +222,15 @@ class StateDb:
         with self._transaction():
             self._write(version, batch)
 
-    def switch(self, version: int, tail_actions: list[tuple[int, Action]]) -> bool:
+    def switch(
+        self, version: int, tail_actions: list[tuple[int, Action]], dead: Sequence[DeadLetter] = ()
+    ) -> bool:
         """Makes `version` live if it has folded at least as far as the live one, and drops the old one.
 
         The actions of `tail_actions` (offset, action) the live version has not reached yet are
-        queued, so that events folded only by the new version still get acted on. Returns False,
-        changing nothing, when the live version is ahead: fold further and try again.
+        queued, so that events folded only by the new version still get acted on; the `dead` letters
+        of the new version join those kept (each log record once). Returns False, changing nothing,
+        when the live version is ahead: fold further and try again.
         """
         with self._transaction():
             live = self.live_version()
@@ -214,6 +238,7 @@ class StateDb:
             if self.next_offset(version) < live_next:
                 return False
             self._add_actions([action for offset, action in tail_actions if offset >= live_next])
+            self._add_dead(dead)
             self._db.execute("UPDATE live SET version = ? WHERE id = 0", (version,))
             for table in ("state_rows", "seen_rows", "versions"):
                 self._db.execute(f"DELETE FROM {table} WHERE version = ?", (live,))  # noqa: S608
@@ -237,9 +262,12 @@ class StateDb:
         """Marks an action carried out."""
         self._db.execute("UPDATE actions SET done = 1 WHERE action_id = ?", (action_id,))
 
-    def give_up(self, action_id: str) -> None:
-        """Marks an action Brevo refused or that failed every attempt: kept, never tried again."""
-        self._db.execute("UPDATE actions SET done = -1 WHERE action_id = ?", (action_id,))
+    def give_up(self, action_id: str, error: str = "") -> None:
+        """Marks an action Brevo refused or that failed every attempt: a dead letter, until retried."""
+        self._db.execute(
+            "UPDATE actions SET done = -1, error = ?, given_up_at_ms = ? WHERE action_id = ?",
+            (error, self._clock(), action_id),
+        )
 
     # -- plumbing
 
@@ -259,6 +287,27 @@ class StateDb:
             self._db.execute(
                 "INSERT OR REPLACE INTO versions (version, next_offset) VALUES (?, ?)",
                 (version, batch.next_offsets[PARTITION]),
+            )
+
+    def _add_dead(self, dead: Sequence[DeadLetter]) -> None:
+        if not dead:
+            return
+        now = self._clock()
+        self._db.executemany(
+            "INSERT OR IGNORE INTO dead_events (log_partition, log_offset, address, event_id, error_type,"
+            " error, at_ms, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (d.partition, d.offset, d.address, d.event_id, d.error_type, d.error, now, d.value)
+                for d in dead
+            ],
+        )
+        for letter in dead:
+            log.warning(
+                "event %s at offset %d set aside as a dead letter: %s: %s",
+                letter.event_id,
+                letter.offset,
+                letter.error_type,
+                letter.error,
             )
 
     def _add_actions(self, actions: list[Action]) -> None:
@@ -333,7 +382,9 @@ class EmbeddedRunner:
         linger_s: float = 0.05,
         burst_rate: float = 2_500.0,
         max_defer_s: float = 30.0,
+        handlers: Mapping[EventType, Handler] = HANDLERS,
     ) -> None:
+        self._handlers = handlers
         self._reader = reader
         self._linger_s = linger_s
         self._burst = BurstWatch(burst_rate, max_defer_s)
@@ -420,7 +471,7 @@ class EmbeddedRunner:
         return len(records)
 
     def _fold_and_commit(self, records: list[LoggedRecord]) -> Batch:
-        folder = BatchFold(self._db.get, self._db.seen)
+        folder = BatchFold(self._db.get, self._db.seen, handlers=self._handlers)
         folder.add_all(records)
         batch = folder.take()
         self._db.commit(batch)
@@ -451,7 +502,7 @@ class EmbeddedEffector:
         pending = self._db.pending_actions()
         for action_id, value in pending:
             if await self._effector.handle(decode_action(value)) is Outcome.GAVE_UP:
-                self._db.give_up(action_id)
+                self._db.give_up(action_id, self._effector.gave_up.pop(action_id, ""))
         return len(pending)
 
     async def _run(self) -> None:

@@ -15,21 +15,26 @@ For each batch the agent hands over, `TableFold`:
 
 Actions go out before the states that record their events, so a crash in between re-folds the
 event and publishes the same action again (same id; the effector carries it out once), never
-loses it. Every state carries its position, so writes that reached the broker before a crash are
-never applied twice.
+loses it. Dead letters (events the fold set aside, `domain.dead_letters`) go to the dead-letter
+topic the same way, before the states that mark them. Every state carries its position, so writes
+that reached the broker before a crash are never applied twice.
 """
 
 import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from domain.actions import encode_action
 from domain.batch import Batch, BatchFold, Record, decode_position, encode_position, position_key
+from domain.fold import HANDLERS, Handler
+from eventlog.dead_letters import dead_topic, headers_of
 from eventlog.kafka_writer import KeyValue, PartitionWriter
+from eventlog.sqlite import wall_clock_ms
+from schemas.event_types import EventType
 from streams.faust_batches import Handled
 
 log = logging.getLogger(__name__)
@@ -88,6 +93,8 @@ class TableFold:
     actions_topic: str
     writer: PartitionWriter
     seek: Seek
+    events_topic: str = "tajo.events"  # where the records come from: its `.dead` topic takes dead letters
+    handlers: Mapping[EventType, Handler] = field(default_factory=lambda: HANDLERS)
     on_stored: Callable[[bytes, int], None] = lambda _key, _partition: None
     keep: int = 20_000  # working copies kept between batches (decoded states of the hottest keys)
     stats: FoldStats = field(default_factory=FoldStats)
@@ -116,7 +123,9 @@ class TableFold:
         if not accepted:
             return Handled(done, _nothing())
         if self._folder is None:
-            self._folder = BatchFold(self._load_state, self._load_seen, keep=self.keep)
+            self._folder = BatchFold(
+                self._load_state, self._load_seen, keep=self.keep, handlers=self.handlers
+            )
         self._folder.add_all(accepted)
         batch = self._folder.take()
         actions, changes = self._store(batch)
@@ -208,12 +217,39 @@ class TableFold:
         earlier batch's events did.
         """
         started = time.perf_counter()
+        if batch.dead:
+            await self.writer.send_with_headers(dead_topic(self.events_topic), self._dead_records(batch))
         if actions:
             await self.writer.send_keyed(self.actions_topic, actions)
         if earlier is not None:
             await asyncio.shield(earlier)
         await self.writer.write(changes)
         self.stats.count(batch, fold_s, time.perf_counter() - started)
+
+    def _dead_records(self, batch: Batch) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+        now = wall_clock_ms()
+        out = []
+        for letter in batch.dead:
+            log.warning(
+                "event %s at %s[%d]@%d set aside as a dead letter: %s: %s",
+                letter.event_id,
+                self.events_topic,
+                letter.partition,
+                letter.offset,
+                letter.error_type,
+                letter.error,
+            )
+            headers = headers_of(
+                "event",
+                error_type=letter.error_type,
+                error=letter.error,
+                source_topic=self.events_topic,
+                source_partition=letter.partition,
+                source_offset=letter.offset,
+                at_ms=now,
+            )
+            out.append(((letter.address or "").encode(), letter.value, headers))
+        return out
 
 
 async def _nothing() -> None:

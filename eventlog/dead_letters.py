@@ -1,0 +1,136 @@
+"""Dead letters as both logs keep them: what was set aside, from where, when and why, and whether retried.
+
+An event the fold set aside (`domain.dead_letters`) and an action the effector gave up on are each a
+`DeadEntry`. On Kafka they are records of `<events topic>.dead` and `<actions topic>.dead` whose value
+is the original record's, unchanged, and whose headers say the rest (as Kafka Connect's dead letter
+queues do); a retry adds a marker record (empty value, `tajo.dlq.retried` naming the entry's offset)
+to the same topic. On the embedded log they are rows of the state file (`streams.embedded`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+Kind = Literal["event", "action"]
+Headers = list[tuple[str, bytes]]
+
+KIND = "tajo.dlq.kind"
+ERROR_TYPE = "tajo.dlq.error.type"
+ERROR = "tajo.dlq.error"
+SOURCE_TOPIC = "tajo.dlq.source.topic"
+SOURCE_PARTITION = "tajo.dlq.source.partition"
+SOURCE_OFFSET = "tajo.dlq.source.offset"
+AT = "tajo.dlq.at"  # epoch ms when it was set aside
+RETRIED = "tajo.dlq.retried"  # on a marker record: the offset of the entry it retried
+
+
+def dead_topic(topic: str) -> str:
+    """The dead-letter topic of a topic (`tajo.events` -> `tajo.events.dead`)."""
+    return f"{topic}.dead"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEntry:
+    """One dead letter, as `tajo-events dlq` lists, shows and retries it."""
+
+    id: str  # `event:<n>` or `action:<n>`, n its place in the dead-letter topic or table
+    kind: Kind
+    at_ms: int | None
+    error_type: str
+    error: str
+    source_topic: str | None
+    source_partition: int | None
+    source_offset: int | None
+    key: bytes
+    value: bytes
+    retried_at_ms: int | None = None
+
+    @property
+    def summary(self) -> str:
+        """The error in a line."""
+        first = self.error.splitlines()[0] if self.error else ""
+        return f"{self.error_type}: {first}" if first else self.error_type
+
+    def document(self) -> dict[str, object]:
+        """The entry in full, as JSON-ready values (the record itself decoded when it is JSON)."""
+        try:
+            record: object = orjson.loads(self.value)
+        except orjson.JSONDecodeError:
+            record = self.value.decode("utf-8", "replace")
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "at_ms": self.at_ms,
+            "error_type": self.error_type,
+            "error": self.error,
+            "source": {
+                "topic": self.source_topic,
+                "partition": self.source_partition,
+                "offset": self.source_offset,
+            },
+            "key": self.key.decode("utf-8", "replace"),
+            "retried_at_ms": self.retried_at_ms,
+            "record": record,
+        }
+
+
+def headers_of(  # noqa: PLR0913 - each header is a field of the dead letter
+    kind: Kind,
+    *,
+    error_type: str,
+    error: str,
+    source_topic: str,
+    source_partition: int | None,
+    source_offset: int | None,
+    at_ms: int,
+) -> Headers:
+    """The headers of a dead-letter record."""
+    headers = [
+        (KIND, kind.encode()),
+        (ERROR_TYPE, error_type.encode()),
+        (ERROR, error.encode()),
+        (SOURCE_TOPIC, source_topic.encode()),
+        (AT, str(at_ms).encode()),
+    ]
+    if source_partition is not None:
+        headers.append((SOURCE_PARTITION, str(source_partition).encode()))
+    if source_offset is not None:
+        headers.append((SOURCE_OFFSET, str(source_offset).encode()))
+    return headers
+
+
+def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    """A record's headers by name (the last of a name wins), as text."""
+    return {name: bytes(value or b"").decode("utf-8", "replace") for name, value in headers or ()}
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
+
+
+def entry_of(  # noqa: PLR0913 - a record's coordinates and contents
+    kind: Kind, offset: int, *, timestamp_ms: int | None, key: bytes, value: bytes, headers: dict[str, str]
+) -> DeadEntry:
+    """The entry a dead-letter record holds; a record from before these headers says only what it is."""
+    return DeadEntry(
+        id=f"{kind}:{offset}",
+        kind=kind,
+        at_ms=_int(headers.get(AT)) or timestamp_ms,
+        error_type=headers.get(ERROR_TYPE, "unknown"),
+        error=headers.get(ERROR, ""),
+        source_topic=headers.get(SOURCE_TOPIC),
+        source_partition=_int(headers.get(SOURCE_PARTITION)),
+        source_offset=_int(headers.get(SOURCE_OFFSET)),
+        key=key,
+        value=value,
+    )
+
+
+def retried_offset(headers: dict[str, str]) -> int | None:
+    """The entry offset a marker record retried; None for an entry."""
+    return _int(headers.get(RETRIED))
