@@ -10,6 +10,9 @@ event and clears the mark (`clear`). The rule reads only the log, so a replay ma
 
 from typing import NamedTuple
 
+import orjson
+
+from domain.events import UndecodableEvent, decode_fold_event
 from domain.state import CustomerState
 
 MAX_ERROR_CHARS = 500
@@ -44,3 +47,17 @@ def mark(state: CustomerState, event_id: str) -> None:
 def clear(state: CustomerState, event_id: str) -> None:
     """A dead-lettered event has now been folded: its mark goes."""
     state.dead_letters = tuple(kept for kept in state.dead_letters if kept != event_id)
+
+
+def resubmission_key(value: bytes) -> bytes:
+    """The log key a dead-lettered event goes back under: the key its event has (where its state lives)."""
+    try:
+        return decode_fold_event(value).key.encode()
+    except UndecodableEvent:
+        pass
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return b""
+    address = raw.get("address") if isinstance(raw, dict) else None
+    return address.encode() if isinstance(address, str) else b""

@@ -7,14 +7,17 @@ beside it own each log's replay and verify (`replay.embedded`, `replay.kafka`).
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
 from tqdm import tqdm
 
 from domain.batch import BatchFold
+from domain.fold import HANDLERS, Handler
 from eventlog.port import LogReader, ReadStart
 from projections.store import ReadModel
+from schemas.event_types import EventType
 
 
 class Progress:
@@ -89,10 +92,11 @@ async def rebuild(
     start: ReadStart,
     progress: Progress | None = None,
     until: dict[int, int] | None = None,
+    handlers: Mapping[EventType, Handler] = HANDLERS,
 ) -> ReadModel:
     """Folds the log from `start` up to `until` (exclusive offsets per partition, else the head) in memory."""
     # Every key starts empty and stays in memory to the end; only the states are wanted.
-    folder = BatchFold(_nothing, _nothing, states_only=True)
+    folder = BatchFold(_nothing, _nothing, states_only=True, handlers=handlers)
     async for batch in reader.read_batches(start):
         records = batch if until is None else [r for r in batch if r.offset < until.get(r.partition, 0)]
         folder.add_all(records)

@@ -15,6 +15,7 @@ generation's changelog is kept until the next replay, which deletes it.
 import asyncio
 import contextlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -23,11 +24,16 @@ from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionErro
 
 from domain.actions import Action, encode_action
 from domain.batch import BatchFold, encode_position, position_key
+from domain.dead_letters import DeadLetter
+from domain.fold import HANDLERS, Handler
+from eventlog.dead_letters import dead_topic, headers_of
 from eventlog.generations import GenerationControl, changelog_topic, fold_app_id, seen_changelog_topic
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import ReadStart
+from eventlog.sqlite import wall_clock_ms
 from projections.store import ReadModel
 from replay.core import Progress, count_records, rebuild, verify
+from schemas.event_types import EventType
 
 DELETE_WAIT_S = 60.0
 
@@ -42,6 +48,7 @@ class KafkaReplaySettings:
     actions_topic: str
     partitions: int
     replication_factor: int
+    handlers: Mapping[EventType, Handler] = field(default_factory=lambda: HANDLERS)  # the fold's
 
 
 @dataclass
@@ -49,15 +56,17 @@ class _Build:
     """States of the generation being built, where each lives, and what is left to act on."""
 
     acted_up_to: dict[int, int]  # the live fold's committed offsets: events before them were acted on
+    handlers: Mapping[EventType, Handler]
     states: dict[str, bytes] = field(default_factory=dict)
     seen: dict[str, bytes] = field(default_factory=dict)
     partition_of: dict[str, int] = field(default_factory=dict)
     tail_actions: list[Action] = field(default_factory=list)
+    tail_dead: list[DeadLetter] = field(default_factory=list)  # set aside where the live fold was not yet
     positions: dict[int, int] = field(default_factory=dict)
 
     async def fold(self, reader: KafkaLogReader, start: ReadStart, progress: Progress | None) -> None:
         head = await reader.head()
-        folder = BatchFold(self.states.get, self.seen.get)
+        folder = BatchFold(self.states.get, self.seen.get, handlers=self.handlers)
         async for fetched in reader.read_batches(start):
             records = [record for record in fetched if record.offset < head.get(record.partition, 0)]
             folder.add_all(records)
@@ -71,6 +80,9 @@ class _Build:
             placed.action
             for placed in batch.actions
             if placed.offset >= self.acted_up_to.get(placed.partition, 0)
+        )
+        self.tail_dead.extend(
+            letter for letter in batch.dead if letter.offset >= self.acted_up_to.get(letter.partition, 0)
         )
         self.positions = head
 
@@ -95,12 +107,13 @@ async def replay_kafka(
     if progress is not None:
         progress.total = await count_records(events, start)
     build = _Build(
-        acted_up_to=await committed_offsets(bootstrap, fold_app_id(base, live), pipeline.events_topic)
+        acted_up_to=await committed_offsets(bootstrap, fold_app_id(base, live), pipeline.events_topic),
+        handlers=pipeline.handlers,
     )
     await build.fold(events, start, progress)
     await build.fold(events, ReadStart(offsets=dict(build.positions)), progress)  # what came meanwhile
 
-    await _publish(bootstrap, base, new, pipeline.actions_topic, build)
+    await _publish(bootstrap, base, new, pipeline, build)
     await _commit(bootstrap, fold_app_id(base, new), pipeline.events_topic, build.positions)
     await control.set_live(new)
     if progress is not None:
@@ -143,7 +156,9 @@ async def _create_changelog(bootstrap: str, topic: str, partitions: int, replica
         await admin.close()
 
 
-async def _publish(bootstrap: str, base: str, generation: int, actions_topic: str, build: _Build) -> None:
+async def _publish(
+    bootstrap: str, base: str, generation: int, pipeline: KafkaReplaySettings, build: _Build
+) -> None:
     changelog, seen = changelog_topic(base, generation), seen_changelog_topic(base, generation)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
@@ -158,7 +173,24 @@ async def _publish(bootstrap: str, base: str, generation: int, actions_topic: st
                 seen, encode_position(offset), key=position_key(partition), partition=partition
             )
         for action in build.tail_actions:
-            await producer.send(actions_topic, encode_action(action), key=action.address.encode())
+            await producer.send(pipeline.actions_topic, encode_action(action), key=action.address.encode())
+        now = wall_clock_ms()
+        for letter in build.tail_dead:
+            headers = headers_of(
+                "event",
+                error_type=letter.error_type,
+                error=letter.error,
+                source_topic=pipeline.events_topic,
+                source_partition=letter.partition,
+                source_offset=letter.offset,
+                at_ms=now,
+            )
+            await producer.send(
+                dead_topic(pipeline.events_topic),
+                letter.value,
+                key=(letter.address or "").encode(),
+                headers=headers,
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -185,7 +217,7 @@ async def verify_kafka(pipeline: KafkaReplaySettings, settle_s: float) -> int:
     live = await GenerationControl(bootstrap, pipeline.app_id, pipeline.replication_factor).live()
     changelog = KafkaLogReader(bootstrap, changelog_topic(pipeline.app_id, live))
     progress = Progress(total=sum((await events.head()).values()))
-    rebuilt = await rebuild(events, ReadStart(), progress)
+    rebuilt = await rebuild(events, ReadStart(), progress, handlers=pipeline.handlers)
     deadline = asyncio.get_running_loop().time() + settle_s
     while True:
         verdict = verify(await _table(changelog), rebuilt)

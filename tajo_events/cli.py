@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from eventlog.dead_letters import dead_topic
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestConfigError, IngestSettings
@@ -56,6 +57,9 @@ async def _prepare_topics(pipeline: PipelineSettings) -> None:
     bootstrap, replicas = pipeline.require_kafka(), pipeline.replication_factor
     await ensure_events_topic(bootstrap, pipeline.events_topic, pipeline.partitions, replicas)
     await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions}, replicas)
+    # Dead letters of the fold and of the effector (`tajo-events dlq`), one partition each.
+    dead = {dead_topic(pipeline.events_topic): 1, dead_topic(pipeline.actions_topic): 1}
+    await ensure_topics(bootstrap, dead, replicas)
 
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
@@ -210,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_signature_arguments(
         commands.add_parser("signature", help="show a body's X-Brevo-Signature, check a received one")
     )
+    from tajo_events.dlq_command import add_arguments as add_dlq_arguments
+
+    add_dlq_arguments(
+        commands.add_parser("dlq", help="list, show and retry dead-lettered events and actions")
+    )
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker from Maven Central jars")
     kafka.add_argument("--port", type=int, default=9092)
     kafka_dir = kafka.add_mutually_exclusive_group()
@@ -235,6 +244,7 @@ def _run(args: argparse.Namespace, pipeline: PipelineSettings) -> int:
         "kafka": lambda: _kafka(args.port, args.data_dir or pipeline.data_dir / "kafka", args.temporary),
         "webhooks": lambda: _webhooks(args),
         "signature": lambda: _signature(args),
+        "dlq": lambda: _dlq(pipeline, args),
     }
     return commands[args.command]()
 
@@ -243,6 +253,12 @@ def _replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
     from tajo_events.replay_command import run_replay
 
     return run_replay(pipeline, args)
+
+
+def _dlq(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
+    from tajo_events.dlq_command import run_dlq
+
+    return run_dlq(pipeline, args)
 
 
 def _webhooks(args: argparse.Namespace) -> int:

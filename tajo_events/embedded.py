@@ -19,6 +19,7 @@ from projections.store import ReadModel
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
 from streams.embedded import PARTITION, EmbeddedEffector, EmbeddedRunner, StateDb
+from streams.fold_faults import fold_handlers
 from telemetry.metrics import ObservabilitySettings, Telemetry
 
 LOG_FILE = "log.db"
@@ -35,7 +36,9 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
     async def serve_version(version: int, states: list[tuple[str, bytes]]) -> None:
         holder.swap(await asyncio.to_thread(ReadModel.of, states), version)
 
-    runner = EmbeddedRunner(event_log, state_db, holder.apply, serve_version)
+    runner = EmbeddedRunner(
+        event_log, state_db, holder.apply, serve_version, handlers=fold_handlers(os.environ)
+    )
     # One registry for the whole process at `/metrics`, read with the API token like the projections.
     observe = dataclasses.replace(
         ObservabilitySettings.from_env(os.environ), api_token=api_token, webhook_auth_reads_metrics=False

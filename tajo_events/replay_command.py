@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 from datetime import UTC, datetime
 
 from eventlog.port import ReadStart
@@ -10,6 +11,7 @@ from replay.core import Progress
 from replay.embedded import run_embedded
 from replay.kafka import KafkaReplaySettings, replay_kafka, verify_kafka
 from schemas.event import epoch_ms
+from streams.fold_faults import fold_handlers
 from tajo_events.embedded import LOG_FILE, STATE_FILE
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
@@ -55,6 +57,7 @@ def run_replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
     """Runs the command; 0 when done (or equal), 1 when `--verify` found differences."""
     start = start_of(args)
     tune_for_folding()
+    handlers = fold_handlers(os.environ)  # the fold's own, unless a fault drill is set
     if args.verify and (start.offsets is not None or start.at_ms is not None):
         raise ConfigError(
             "--verify compares a rebuild from the start of the log: drop --from-offset/--from-time"
@@ -63,7 +66,9 @@ def run_replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
         if not (pipeline.data_dir / LOG_FILE).exists():
             raise ConfigError(f"no embedded log in {pipeline.data_dir.resolve()} (set TAJO_DATA_DIR)")
         log_path, state_path = pipeline.data_dir / LOG_FILE, pipeline.data_dir / STATE_FILE
-        return asyncio.run(run_embedded(log_path, state_path, start, verify_only=args.verify))
+        return asyncio.run(
+            run_embedded(log_path, state_path, start, verify_only=args.verify, handlers=handlers)
+        )
     kafka = KafkaReplaySettings(
         bootstrap_servers=pipeline.bootstrap_servers,
         app_id=pipeline.app_id,
@@ -71,6 +76,7 @@ def run_replay(pipeline: PipelineSettings, args: argparse.Namespace) -> int:
         actions_topic=pipeline.actions_topic,
         partitions=pipeline.partitions,
         replication_factor=pipeline.replication_factor,
+        handlers=handlers,
     )
     if args.verify:
         return asyncio.run(verify_kafka(kafka, args.settle_s))
