@@ -143,6 +143,7 @@ class CustomerView(BaseModel):
     campaigns: dict[str, CampaignCountsView]
     alerts: list[AlertView]
     inbox: list[InboxView]
+    dead_lettered: int  # its events the fold set aside (`tajo-events dlq`), not folded since
 
 
 def split(
@@ -339,6 +340,7 @@ def customer_document(primary: CustomerState, linked: CustomerState | None) -> D
         "campaigns": _campaigns(states),
         "alerts": [_alert(a) for a in merged_alerts(states)] if any(s.alerts for s in states) else [],
         "inbox": [_message(m) for m in merged_inbox(states)] if any(s.inbox for s in states) else [],
+        "dead_lettered": sum(len(s.dead_letters) for s in states),
     }
 
 
