@@ -24,7 +24,8 @@ TOKEN = "embedded-api-token"
 class Server:
     """One `tajo-events serve` process on its own port and data directory."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.env = env or {}  # more settings for the process
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = log_path
@@ -37,7 +38,7 @@ class Server:
             "BREVO_WEBHOOK_SECRET": SECRET.decode(),
             "TAJO_API_TOKEN": TOKEN,
             "TAJO_DATA_DIR": str(self.data_dir),
-        }
+        } | self.env
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tajo_events.cli", "serve", "--port", str(self.port)],
