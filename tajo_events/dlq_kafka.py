@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from domain.actions import decode_action
 from domain.dead_letters import resubmission_key
 from eventlog.dead_letters import RETRIED, DeadEntry, Kind, dead_topic, entry_of, header_map, retried_offset
-from eventlog.kafka import KafkaEventLog, KafkaLogSettings
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings, topic_partitions
 from eventlog.port import LogRecord
 
 READ_TIMEOUT_S = 30.0
@@ -86,21 +86,19 @@ class KafkaDeadLetters:
     async def _read(self, kind: Kind) -> tuple[list[DeadEntry], dict[int, int]]:
         """A dead-letter topic's entries, and when each retried one was retried (by its offset)."""
         topic = dead_topic(self._source(kind))
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await consumer.start()
         entries: list[DeadEntry] = []
         retried: dict[int, int] = {}
         try:
             async with asyncio.timeout(READ_TIMEOUT_S):
-                partitions = consumer.partitions_for_topic(topic)
-                if partitions is None:
-                    await consumer.topics()  # refreshes the metadata
-                    partitions = consumer.partitions_for_topic(topic) or set()
-                for partition in sorted(partitions):
+                for partition in await topic_partitions(self.bootstrap_servers, topic):
                     tp = TopicPartition(topic, partition)
                     consumer.assign([tp])
                     end = (await consumer.end_offsets([tp]))[tp]
-                    await consumer.seek_to_beginning(tp)
+                    consumer.seek(tp, 0)  # the earliest offset kept, when 0 is gone
                     while await consumer.position(tp) < end:
                         for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
                             if record.offset >= end:
