@@ -16,7 +16,7 @@ dead letter (`domain.dead_letters`): the key's state is brought back to what it 
 event's id is marked in it and left out of the recent ids, and the fold goes on with the next record.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -94,7 +94,9 @@ class _Customer:
     seen: SeenEvents
     partition: int
     base: bytes | None  # the state as encoded at the start of the batch (None: no state yet)
-    applied: list[FoldEvent | str] = field(default_factory=list)  # this batch: events folded, ids marked
+    # This batch's records of the key that were not folded, by offset: duplicates (None) and dead letters
+    # (their event id, marked in the state). Rare, so kept only when there are some.
+    unfolded: dict[int, str | None] | None = None
     dirty: bool = False  # the state (or only its position) changed
     seen_dirty: bool = False
     touched: bool = False  # listed among the batch's touched keys
@@ -140,6 +142,7 @@ class BatchFold:
         self._campaigns: dict[str, _Campaign] = {}
         self._touched: dict[str, _Customer] = {}  # the customers this batch changed, in order
         self._batch = Batch()
+        self._pages: list[Sequence[Record]] = []  # the batch's records, as handed over
         self.forgets = 0
 
     @property
@@ -156,12 +159,18 @@ class BatchFold:
 
     def add_all(self, records: Iterable[Record]) -> None:
         """Folds each record in turn."""
-        add = self.add
+        if not isinstance(records, list | tuple):
+            records = list(records)
+        self._pages.append(records)  # kept until `take()`, to bring a state back if an event fails
+        add = self._add
         for record in records:
             add(record)
 
-    def add(self, record: Record) -> None:  # noqa: PLR0912 - one function on the hot path, no call per step
+    def add(self, record: Record) -> None:
         """Folds one record."""
+        self.add_all((record,))
+
+    def _add(self, record: Record) -> None:  # noqa: PLR0912 - one function on the hot path, no call per step
         batch = self._batch
         batch.records += 1
         offset = record.offset
@@ -203,7 +212,6 @@ class BatchFold:
             else:
                 if state.dead_letters:
                     clear(state, event_id)
-                customer.applied.append(event)
                 if actions and not self._states_only:
                     placed = batch.actions
                     for action in actions:
@@ -211,6 +219,9 @@ class BatchFold:
                 batch.folded += 1
         else:
             batch.duplicates += 1
+            if customer.unfolded is None:
+                customer.unfolded = {}
+            customer.unfolded[offset] = None
         customer.offset = offset  # a duplicate moves the position too: it is never looked at again
         customer.dirty = customer.seen_dirty = True
 
@@ -218,6 +229,7 @@ class BatchFold:
         """The batch so far, each touched key encoded once; the next batch starts empty."""
         batch, self._batch = self._batch, Batch()
         touched, self._touched = self._touched, {}
+        self._pages = []
         states = batch.states
         seen = batch.seen
         partitions = batch.partitions
@@ -227,7 +239,8 @@ class BatchFold:
             if customer.dirty:
                 states[key] = customer.base = tracked(customer.offset, encode_state(customer.state))
                 customer.dirty = False
-            customer.applied.clear()
+            if customer.unfolded is not None:
+                customer.unfolded = None
             if customer.seen_dirty:
                 if write_seen:
                     seen[key] = customer.seen.encode()
@@ -250,6 +263,7 @@ class BatchFold:
         encode here and a decode there. The states are handed over, not copied: they are the caller's.
         """
         self._batch = Batch()
+        self._pages = []
         touched, self._touched = self._touched, {}
         states: dict[str, CustomerState | CampaignState] = {}
         for key, customer in touched.items():
@@ -272,25 +286,46 @@ class BatchFold:
     def _set_aside(self, customer: _Customer, event: FoldEvent, record: Record, error: Exception) -> None:
         """A handler raised: the state as it was before the event, the event marked, the record kept."""
         customer.seen.discard(event.event_id)  # not folded: a later record of it is no duplicate
-        customer.state = state = self._restored(customer)
+        customer.state = state = self._restored(customer, record)
         mark(state, event.event_id)
-        customer.applied.append(event.event_id)
+        if customer.unfolded is None:
+            customer.unfolded = {}
+        customer.unfolded[record.offset] = event.event_id
         self._dead_letter(record, customer.key, event.event_id, error)
 
-    def _restored(self, customer: _Customer) -> CustomerState:
-        """The customer's state from the start of the batch with the batch's earlier events applied again.
+    def _restored(self, customer: _Customer, failing: Record) -> CustomerState:
+        """The customer's state from the start of the batch with its earlier records of the batch again.
 
-        A handler may have changed the state before it raised; these events all folded once already.
+        A handler may have changed the state before it raised. The batch's records of the key after the
+        stored position folded once already, but for those `unfolded` names (duplicates, dead letters).
         """
-        state = initial_state(customer.key) if customer.base is None else decode_state(customer.base)
-        for done in customer.applied:
-            if isinstance(done, str):
-                mark(state, done)
-                continue
-            self._handlers[done.type](state, done)
-            if state.dead_letters:
-                clear(state, done.event_id)
-        return state
+        key, partition, unfolded = customer.key, customer.partition, customer.unfolded or {}
+        base = customer.base
+        state = initial_state(key) if base is None else decode_state(base)
+        position = -1 if base is None else offset_of(base)
+        for page in self._pages:
+            for record in page:
+                if record is failing:
+                    return state
+                offset = record.offset
+                if record.partition != partition or offset <= position:
+                    continue
+                if offset in unfolded:
+                    marked = unfolded[offset]
+                    if marked is not None and _identity(record.value)[0] == key:
+                        mark(state, marked)
+                    continue
+                try:
+                    event = decode_fold_event(record.value)
+                except Exception:  # noqa: S112 - set aside when it came: not this key's, or in `unfolded`
+                    continue
+                handler = self._handlers.get(event.type)
+                if event.address != key or handler is None:
+                    continue
+                handler(state, event)
+                if state.dead_letters:
+                    clear(state, event.event_id)
+        raise AssertionError("the failing record is not among the batch's records")
 
     def _undecodable(self, record: Record, error: Exception) -> None:
         """A record the fold cannot read: set aside, marked in its customer's state when it names one."""
@@ -304,7 +339,9 @@ class BatchFold:
                 self._batch.refolds += 1
                 return
             mark(customer.state, event_id)
-            customer.applied.append(event_id)
+            if customer.unfolded is None:
+                customer.unfolded = {}
+            customer.unfolded[record.offset] = event_id
             customer.offset = record.offset
             customer.dirty = True
         self._dead_letter(record, address, event_id, error)

@@ -137,3 +137,19 @@ def test_old_states_without_dead_letters_decode() -> None:
     plain = orjson.loads(encode_state(state))
     del plain["dead_letters"]
     assert decode_state(orjson.dumps(plain)).dead_letters == ()
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_two_failures_and_a_duplicate_in_one_batch_leave_what_one_by_one_leaves(size: int) -> None:
+    first, second = event(21, 21, "opened"), event(23, 23, "click")
+    events = [event(20, 20, "delivered"), event(20, 20, "delivered"), first, event(22, 22, "delivered")]
+    events += [second, event(24, 24, "opened"), event(25, 25, "soft_bounce")]
+    log = log_of(events)
+    batched = FaultyStore()
+    batched.failing = [first.event_id, second.event_id]
+    for start in range(0, len(log), size):
+        batched.fold_records(log[start : start + size])
+    state = batched.state()
+    assert state.dead_letters == (first.event_id, second.event_id)
+    assert (state.email_channel.delivered, state.email_channel.opens, state.email_channel.clicks) == (2, 1, 0)
+    assert [offset for offset, _, _ in batched.dead] == [2, 4]
