@@ -129,8 +129,10 @@ async def test_kinds_without_a_brevo_call_touch_nothing(fake: FakeBrevo, effecto
 async def test_an_sms_action_without_a_phone_gives_up_without_calling(
     fake: FakeBrevo, effector: Effector
 ) -> None:
-    assert await effector.handle(action(ActionKind.SMS_HELP, address="jane@example.com")) is Outcome.GAVE_UP
+    help_action = action(ActionKind.SMS_HELP, address="jane@example.com")
+    assert await effector.handle(help_action) is Outcome.GAVE_UP
     assert fake.requests == []
+    assert effector.gave_up[help_action.action_id].startswith("InvalidAction: ")  # why, for its dead letter
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
@@ -141,6 +143,8 @@ async def test_a_4xx_is_permanent_one_call_no_retry_not_done(
     fake.fail_next(CONTACTS, times=1, status=status)
     assert await effector.handle(unsubscribe) is Outcome.GAVE_UP
     assert len(fake.requests) == 1
+    assert effector.gave_up[unsubscribe.action_id].startswith("BrevoPermanentError: ")
+    assert str(status) in effector.gave_up[unsubscribe.action_id]
     assert sleeps.delays == []
     assert fake.blacklisted == []
     assert unsubscribe.action_id not in done
@@ -187,6 +191,7 @@ async def test_max_attempts_gives_up_and_leaves_the_action_not_done(
     assert len(fake.requests) == 4
     assert sleeps.delays == [0.25, 0.5, 1.0]
     assert help_action.action_id not in done
+    assert effector.gave_up[help_action.action_id].startswith("BrevoTemporaryError: ")
     assert fake.sms_sent == []
 
 
