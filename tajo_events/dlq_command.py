@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from eventlog.dead_letters import DeadEntry
+from eventlog.port import LogUnavailable
 from tajo_events.embedded import LOG_FILE, STATE_FILE
 from tajo_events.errors import ConfigError
 from tajo_events.settings import PipelineSettings
@@ -40,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_dlq(pipeline: PipelineSettings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Runs the command; 0 when done, 1 when an id is unknown."""
-    return asyncio.run(_run(pipeline, args, out))
+    """Runs the command; 0 when done, 1 when an id is unknown, 2 when the log cannot be reached."""
+    try:
+        return asyncio.run(_run(pipeline, args, out))
+    except (KafkaError, LogUnavailable, TimeoutError) as error:
+        sys.stderr.write(f"tajo-events dlq: the log cannot be reached: {error!r}\n")
+        return 2
 
 
 async def _run(pipeline: PipelineSettings, args: argparse.Namespace, out: TextIO) -> int:
