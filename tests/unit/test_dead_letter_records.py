@@ -1,0 +1,42 @@
+"""Dead-letter records on Kafka: the headers say what the entry is, and a record without them still lists."""
+
+from eventlog.dead_letters import (
+    RETRIED,
+    dead_topic,
+    entry_of,
+    header_map,
+    headers_of,
+    retried_offset,
+)
+
+
+def test_the_headers_of_a_dead_letter_give_back_its_entry() -> None:
+    headers = headers_of(
+        "event",
+        error_type="KeyError",
+        error="'campaign'\nmore detail",
+        source_topic="tajo.events",
+        source_partition=2,
+        source_offset=41,
+        at_ms=1_767_225_600_000,
+    )
+    entry = entry_of(
+        "event", 7, timestamp_ms=1, key=b"jane@example.com", value=b"{}", headers=header_map(headers)
+    )
+    assert entry.id == "event:7"
+    assert (entry.source_topic, entry.source_partition, entry.source_offset) == ("tajo.events", 2, 41)
+    assert entry.at_ms == 1_767_225_600_000
+    assert entry.summary == "KeyError: 'campaign'"
+    assert entry.document()["record"] == {}
+    assert retried_offset(header_map(headers)) is None
+
+
+def test_an_action_dead_lettered_before_these_headers_still_lists_with_its_record_time() -> None:
+    entry = entry_of("action", 0, timestamp_ms=5, key=b"", value=b"not json", headers=header_map(None))
+    assert (entry.error_type, entry.at_ms, entry.source_offset) == ("unknown", 5, None)
+    assert entry.document()["record"] == "not json"
+
+
+def test_a_marker_names_the_entry_it_retried() -> None:
+    assert retried_offset(header_map([(RETRIED, b"12")])) == 12
+    assert dead_topic("tajo.actions") == "tajo.actions.dead"
