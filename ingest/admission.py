@@ -67,9 +67,11 @@ class IngressGuard:
             address = self.client(request)
             key = client_key(address)
             if allowlisted and settings.allowed_ips is not None and address not in settings.allowed_ips:
-                self.refusals.forbidden += 1
-                log.warning("refused a webhook from %s: not in TAJO_ALLOWED_IPS", address or "no address")
-                return self._refused(key, json_error(403, "the caller's address is not allowed"))
+                response = self._refused(key, json_error(403, "the caller's address is not allowed"))
+                if response.status == 403:  # a 429 is neither counted nor logged as one: floods stay quiet
+                    self.refusals.forbidden += 1
+                    log.warning("refused a webhook from %s: not in TAJO_ALLOWED_IPS", address or "no address")
+                return response
             if not presents_credentials(settings, request.headers) and self.buckets.exhausted(key):
                 return self._refused(key, json_error(401, "missing credentials"))  # no body read
             if not admitted:
