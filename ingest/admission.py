@@ -47,6 +47,7 @@ class IngressGuard:
         self.settings = settings
         self.buckets = TokenBuckets(settings.rate_limit)
         self.in_flight = 0
+        self.draining = False  # the app is closing: appends still running are waited for
         self.refusals = Refusals()
         self._appends: set[asyncio.Future[None]] = set()
         telemetry.collect(self._families)
@@ -134,6 +135,7 @@ class IngressGuard:
 
     async def drain(self) -> None:
         """Waits for appends still running past their deadline (before the log closes)."""
+        self.draining = True
         if self._appends:
             await asyncio.wait(set(self._appends))
 

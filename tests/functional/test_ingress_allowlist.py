@@ -25,11 +25,10 @@ def settings(**env: str) -> IngestSettings:
     return IngestSettings.from_env({"BREVO_WEBHOOK_TOKEN": TOKEN, **env})
 
 
-async def posts(tmp_path: Path, config: IngestSettings, forwarded: list[str | None]) -> list[int]:
+async def posts(log_path: Path, config: IngestSettings, forwarded: list[str | None]) -> list[int]:
     """The webhook's status for each X-Forwarded-For value (None: no header), all from 127.0.0.1."""
     found = []
-    tmp_path.mkdir(exist_ok=True)
-    async with TestClient(TestServer(create_app(config, SqliteEventLog(tmp_path / "log.db")))) as client:
+    async with TestClient(TestServer(create_app(config, SqliteEventLog(log_path)))) as client:
         for value in forwarded:
             headers = AUTH if value is None else AUTH | {"X-Forwarded-For": value}
             found.append((await client.post("/webhooks/brevo", data=BODY, headers=headers)).status)
@@ -37,19 +36,22 @@ async def posts(tmp_path: Path, config: IngestSettings, forwarded: list[str | No
 
 
 async def test_no_allowlist_lets_every_address_in(tmp_path: Path) -> None:
-    assert await posts(tmp_path, settings(), [None, BREVO_HOST, "203.0.113.9"]) == [200, 200, 200]
+    assert await posts(tmp_path / "log.db", settings(), [None, BREVO_HOST, "203.0.113.9"]) == [200, 200, 200]
 
 
 async def test_without_a_trusted_proxy_the_peer_decides_and_a_forged_forwarded_for_is_ignored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    assert await posts(tmp_path / "a", settings(TAJO_ALLOWED_IPS="brevo"), [None, BREVO_HOST]) == [403, 403]
+    assert await posts(tmp_path / "a.db", settings(TAJO_ALLOWED_IPS="brevo"), [None, BREVO_HOST]) == [
+        403,
+        403,
+    ]
     refusals = [r.getMessage() for r in caplog.records if "TAJO_ALLOWED_IPS" in r.getMessage()]
     assert refusals == ["refused a webhook from 127.0.0.1: not in TAJO_ALLOWED_IPS"] * 2
     assert TOKEN not in caplog.text
     allowed_local = settings(TAJO_ALLOWED_IPS="brevo, 127.0.0.0/8")
-    assert await posts(tmp_path / "b", allowed_local, [None, "203.0.113.9"]) == [200, 200]
+    assert await posts(tmp_path / "b.db", allowed_local, [None, "203.0.113.9"]) == [200, 200]
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_client_decides(tmp_path: Path) -> None:
@@ -62,7 +64,7 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_decides(tmp_path: Pat
         None,  # the proxy itself, with no client behind it
         "not-an-address",
     ]
-    assert await posts(tmp_path, config, forwarded) == [200, 200, 200, 403, 403, 403]
+    assert await posts(tmp_path / "log.db", config, forwarded) == [200, 200, 200, 403, 403, 403]
 
 
 async def test_a_refused_address_is_answered_403_in_json_then_429_once_its_tokens_are_spent(
