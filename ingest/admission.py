@@ -103,22 +103,26 @@ class IngressGuard:
         response.headers.update(verdict.headers())
         return response
 
-    async def append_by_deadline(self, append: Awaitable[None], started: float) -> bool:
-        """Awaits `append` until the deadline (from `started`, on the loop's clock): True when it finished.
+    async def append_by_deadline(self, append: Callable[[], Awaitable[None]], started: float) -> bool:
+        """Runs `append` until the deadline (from `started`, on the loop's clock): True when it finished.
 
         At the deadline the append is left to finish, and False says to answer 503: the events may still
-        land, and Brevo's retry is then a duplicate the fold recognizes by its event id. An error of the
-        append (LogUnavailable) is raised when it comes in time.
+        land, and Brevo's retry is then a duplicate the fold recognizes by its event id. An append is not
+        started once the deadline has passed. An error of the append (LogUnavailable) is raised when it
+        comes in time.
         """
-        task = asyncio.ensure_future(append)
+        remaining = self.settings.request_deadline_s - (asyncio.get_running_loop().time() - started)
+        if remaining <= 0:
+            self.refusals.late += 1
+            log.error("a webhook reached its append past TAJO_REQUEST_DEADLINE_S; asked Brevo to retry")
+            return False
+        task = asyncio.ensure_future(append())
         self._appends.add(task)
         task.add_done_callback(self._settled)
-        remaining = self.settings.request_deadline_s - (asyncio.get_running_loop().time() - started)
-        if remaining > 0:
-            done, _ = await asyncio.wait({task}, timeout=remaining)
-            if done:
-                task.result()
-                return True
+        done, _ = await asyncio.wait({task}, timeout=remaining)
+        if done:
+            task.result()
+            return True
         self.refusals.late += 1
         task.add_done_callback(self._landed_late)
         log.error("an append passed TAJO_REQUEST_DEADLINE_S; asked Brevo to retry, the append goes on")

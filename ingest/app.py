@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
 import orjson
@@ -119,7 +120,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
     started = metrics.clock()
     records = [LogRecord(event.key, event.value) for event in events]
     try:
-        in_time = await request.app[GUARD].append_by_deadline(request.app[EVENT_LOG].append(records), started)
+        in_time = await request.app[GUARD].append_by_deadline(
+            partial(request.app[EVENT_LOG].append, records), started
+        )
     except LogUnavailable as error:
         metrics.append_failures += 1
         log.error("event log unavailable, asking Brevo to retry: %s", error)

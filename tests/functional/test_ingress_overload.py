@@ -18,9 +18,11 @@ from aiohttp.test_utils import TestServer
 from domain.dedup import SeenEvents
 from eventlog.port import LoggedRecord, LogHealth, LogRecord, ReadStart
 from eventlog.sqlite import SqliteEventLog
+from ingest.admission import IngressGuard
 from ingest.app import GUARD, create_app
 from ingest.config import IngestSettings
 from schemas.event import decode_event, epoch_ms
+from telemetry.metrics import Telemetry
 from tests.processes import eventually
 
 TOKEN = "overload-token"
@@ -191,3 +193,17 @@ async def test_shutdown_waits_for_an_append_answered_503_at_its_deadline(tmp_pat
         assert len([record async for record in reopened.read(ReadStart())]) == 1
     finally:
         await reopened.stop()
+
+
+async def test_an_append_is_not_started_once_the_deadline_has_passed() -> None:
+    guard = IngressGuard(settings(TAJO_REQUEST_DEADLINE_S="1"), Telemetry())
+    started: list[bool] = []
+
+    async def append() -> None:
+        started.append(True)
+
+    now = asyncio.get_running_loop().time()
+    assert not await guard.append_by_deadline(append, now - 2)  # the body took 2 s to come and parse
+    assert await guard.append_by_deadline(append, now)
+    assert started == [True]
+    assert guard.refusals.late == 1
