@@ -105,7 +105,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     A 503 when the append fails, or has not finished by the deadline (it may still land: Brevo's retry
     is then a duplicate the fold recognizes by its event id).
     """
-    started = asyncio.get_running_loop().time()
+    arrived = asyncio.get_running_loop().time()  # the deadline counts from here
     body = await _read_authentic_body(request)
     if isinstance(body, web.Response):
         return body
@@ -121,7 +121,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     records = [LogRecord(event.key, event.value) for event in events]
     try:
         in_time = await request.app[GUARD].append_by_deadline(
-            partial(request.app[EVENT_LOG].append, records), started
+            partial(request.app[EVENT_LOG].append, records), arrived
         )
     except LogUnavailable as error:
         metrics.append_failures += 1
