@@ -3,8 +3,9 @@
 An event the fold set aside (`domain.dead_letters`) and an action the effector gave up on are each a
 `DeadEntry`. On Kafka they are records of `<events topic>.dead` and `<actions topic>.dead` whose value
 is the original record's, unchanged, and whose headers say the rest (as Kafka Connect's dead letter
-queues do); a retry adds a marker record (empty value, `tajo.dlq.retried` naming the entry's offset)
-to the same topic. On the embedded log they are rows of the state file (`streams.embedded`).
+queues do); a retry adds a record to `<dead-letter topic>.retried` (compacted: the key is the entry's
+offset, the value when it was retried), so the dead-letter topic holds only dead letters. On the
+embedded log they are rows of the state file (`streams.embedded`).
 """
 
 from collections.abc import Sequence
@@ -23,12 +24,17 @@ SOURCE_TOPIC = "tajo.dlq.source.topic"
 SOURCE_PARTITION = "tajo.dlq.source.partition"
 SOURCE_OFFSET = "tajo.dlq.source.offset"
 AT = "tajo.dlq.at"  # epoch ms when it was set aside
-RETRIED = "tajo.dlq.retried"  # on a marker record: the offset of the entry it retried
+RETRIED_CONFIG = {"cleanup.policy": "compact"}  # of a `.retried` topic: one record per entry suffices
 
 
 def dead_topic(topic: str) -> str:
     """The dead-letter topic of a topic (`tajo.events` -> `tajo.events.dead`)."""
     return f"{topic}.dead"
+
+
+def retried_topic(topic: str) -> str:
+    """Where the retries of a topic's dead letters are noted (`tajo.events` -> `tajo.events.dead.retried`)."""
+    return f"{dead_topic(topic)}.retried"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,15 @@ def entry_of(  # noqa: PLR0913 - a record's coordinates and contents
     )
 
 
-def retried_offset(headers: dict[str, str]) -> int | None:
-    """The entry offset a marker record retried; None for an entry."""
-    return _int(headers.get(RETRIED))
+def retry_note(offset: int, at_ms: int) -> tuple[bytes, bytes]:
+    """The key and value of the record that notes a retry of the entry at `offset`."""
+    return str(offset).encode(), str(at_ms).encode()
+
+
+def read_retry_note(key: bytes | None, value: bytes | None) -> tuple[int, int] | None:
+    """The entry offset and retry time a note holds; None for a record that is not one."""
+    offset, at_ms = (
+        _int((key or b"").decode("ascii", "replace")),
+        _int((value or b"").decode("ascii", "replace")),
+    )
+    return None if offset is None or at_ms is None else (offset, at_ms)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from eventlog.dead_letters import dead_topic
+from eventlog.dead_letters import RETRIED_CONFIG, dead_topic, retried_topic
 from eventlog.generations import effects_app_id, fold_app_id
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
 from eventlog.kafka_positions import KafkaPositions
@@ -68,6 +68,8 @@ async def _prepare_topics(pipeline: PipelineSettings) -> None:
         dead_topic(pipeline.actions_topic): 1,
     }
     await ensure_topics(bootstrap, topics, replicas)
+    notes = {retried_topic(pipeline.events_topic): 1, retried_topic(pipeline.actions_topic): 1}
+    await ensure_topics(bootstrap, notes, replicas, RETRIED_CONFIG)  # where `dlq retry` notes its retries
 
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:

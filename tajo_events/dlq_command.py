@@ -54,7 +54,12 @@ async def _run(pipeline: PipelineSettings, args: argparse.Namespace, out: TextIO
     if pipeline.bootstrap_servers is not None:
         from tajo_events.dlq_kafka import KafkaDeadLetters
 
-        kafka = KafkaDeadLetters(pipeline.bootstrap_servers, pipeline.events_topic, pipeline.actions_topic)
+        kafka = KafkaDeadLetters(
+            pipeline.bootstrap_servers,
+            pipeline.events_topic,
+            pipeline.actions_topic,
+            pipeline.replication_factor,
+        )
         return await _act(kafka, args, out)
     if not (pipeline.data_dir / LOG_FILE).exists():
         raise ConfigError(f"no embedded log in {pipeline.data_dir.resolve()} (set TAJO_DATA_DIR)")

@@ -2,22 +2,35 @@
 
 Each topic is read from its start (it holds few records: only what failed). A retry sends the record
 back where it came from, keyed as it was (an event to the events topic under its key, so to its
-customer's partition; an action to the actions topic under its address), then adds a marker record
-naming the entry to the dead-letter topic, so a second retry does nothing. A crash between the two
-leaves the entry to retry again: the fold drops a second copy of an event as a duplicate, and the
-effector carries an action id out once.
+customer's partition; an action to the actions topic under its address), then notes the retry in
+`<dead-letter topic>.retried`, so a second retry does nothing. A crash between the two leaves the
+entry to retry again: the fold drops a second copy of an event as a duplicate, and the effector
+carries an action id out once.
 """
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from domain.actions import decode_action
 from domain.dead_letters import resubmission_key
-from eventlog.dead_letters import RETRIED, DeadEntry, Kind, dead_topic, entry_of, header_map, retried_offset
-from eventlog.kafka import KafkaEventLog, KafkaLogSettings, topic_partitions
+from eventlog.dead_letters import (
+    RETRIED_CONFIG,
+    DeadEntry,
+    Kind,
+    dead_topic,
+    entry_of,
+    header_map,
+    read_retry_note,
+    retried_topic,
+    retry_note,
+)
+from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics, topic_partitions
 from eventlog.port import LogRecord
+from eventlog.sqlite import wall_clock_ms
 
 READ_TIMEOUT_S = 30.0
 
@@ -29,6 +42,7 @@ class KafkaDeadLetters:
     bootstrap_servers: str
     events_topic: str
     actions_topic: str
+    replication_factor: int = 1
 
     def _source(self, kind: Kind) -> str:
         return self.events_topic if kind == "event" else self.actions_topic
@@ -37,17 +51,28 @@ class KafkaDeadLetters:
         """Every dead letter, events then actions, each oldest first (an event set aside twice, once)."""
         found: list[DeadEntry] = []
         for kind in ("event", "action"):
-            entries, retried = await self._read(kind)
+            retried = dict(
+                note
+                for record in await self._records(retried_topic(self._source(kind)))
+                if (note := read_retry_note(record.key, record.value)) is not None
+            )
             seen: set[tuple[int | None, int | None]] = set()
-            for entry in entries:
+            for record in await self._records(dead_topic(self._source(kind))):
+                entry = entry_of(
+                    kind,
+                    int(record.offset),
+                    timestamp_ms=int(record.timestamp),
+                    key=bytes(record.key or b""),
+                    value=bytes(record.value or b""),
+                    headers=header_map(record.headers),
+                )
                 if kind == "event" and entry.source_offset is not None:
                     where = (entry.source_partition, entry.source_offset)
                     if where in seen:
                         continue  # published again after a crash before its batch was committed
                     seen.add(where)
-                offset = int(entry.id.partition(":")[2])
-                if offset in retried:
-                    entry = _with_retry(entry, retried[offset])  # noqa: PLW2901 - the same entry, stamped
+                if record.offset in retried:
+                    entry = replace(entry, retried_at_ms=retried[record.offset])
                 found.append(entry)
         return found
 
@@ -59,6 +84,8 @@ class KafkaDeadLetters:
         """Re-submits a dead letter not retried yet; False when it was retried already (nothing done)."""
         if entry.retried_at_ms is not None:
             return False
+        notes = retried_topic(self._source(entry.kind))
+        await ensure_topics(self.bootstrap_servers, {notes: 1}, self.replication_factor, RETRIED_CONFIG)
         if entry.kind == "event":
             log = KafkaEventLog(KafkaLogSettings(self.bootstrap_servers, self.events_topic))
             await log.start()
@@ -74,24 +101,19 @@ class KafkaDeadLetters:
             if entry.kind == "action":
                 key = decode_action(entry.value).address.encode()
                 await producer.send_and_wait(self.actions_topic, entry.value, key=key)
-            offset = entry.id.partition(":")[2]
-            marker = [(RETRIED, offset.encode())]
-            await producer.send_and_wait(
-                dead_topic(self._source(entry.kind)), b"", key=entry.key, headers=marker
-            )
+            note_key, note_value = retry_note(int(entry.id.partition(":")[2]), wall_clock_ms())
+            await producer.send_and_wait(notes, note_value, key=note_key)
         finally:
             await producer.stop()
         return True
 
-    async def _read(self, kind: Kind) -> tuple[list[DeadEntry], dict[int, int]]:
-        """A dead-letter topic's entries, and when each retried one was retried (by its offset)."""
-        topic = dead_topic(self._source(kind))
+    async def _records(self, topic: str) -> Sequence[Any]:
+        """Every record of a topic as it is now, in offset order per partition (none without the topic)."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
         )
         await consumer.start()
-        entries: list[DeadEntry] = []
-        retried: dict[int, int] = {}
+        records: list[Any] = []
         try:
             async with asyncio.timeout(READ_TIMEOUT_S):
                 for partition in await topic_partitions(self.bootstrap_servers, topic):
@@ -100,28 +122,8 @@ class KafkaDeadLetters:
                     end = (await consumer.end_offsets([tp]))[tp]
                     consumer.seek(tp, 0)  # the earliest offset kept, when 0 is gone
                     while await consumer.position(tp) < end:
-                        for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                            if record.offset >= end:
-                                break
-                            headers = header_map(record.headers)
-                            marked = retried_offset(headers)
-                            if marked is not None:
-                                retried[marked] = int(record.timestamp)
-                                continue
-                            entries.append(
-                                entry_of(
-                                    kind,
-                                    int(record.offset),
-                                    timestamp_ms=int(record.timestamp),
-                                    key=bytes(record.key or b""),
-                                    value=bytes(record.value or b""),
-                                    headers=headers,
-                                )
-                            )
+                        fetched = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+                        records += [record for record in fetched if record.offset < end]
         finally:
             await consumer.stop()
-        return entries, retried
-
-
-def _with_retry(entry: DeadEntry, at_ms: int) -> DeadEntry:
-    return replace(entry, retried_at_ms=at_ms)
+        return records

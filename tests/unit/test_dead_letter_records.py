@@ -1,12 +1,13 @@
 """Dead-letter records on Kafka: the headers say what the entry is, and a record without them still lists."""
 
 from eventlog.dead_letters import (
-    RETRIED,
     dead_topic,
     entry_of,
     header_map,
     headers_of,
-    retried_offset,
+    read_retry_note,
+    retried_topic,
+    retry_note,
 )
 
 
@@ -28,7 +29,6 @@ def test_the_headers_of_a_dead_letter_give_back_its_entry() -> None:
     assert entry.at_ms == 1_767_225_600_000
     assert entry.summary == "KeyError: 'campaign'"
     assert entry.document()["record"] == {}
-    assert retried_offset(header_map(headers)) is None
 
 
 def test_an_action_dead_lettered_before_these_headers_still_lists_with_its_record_time() -> None:
@@ -37,6 +37,8 @@ def test_an_action_dead_lettered_before_these_headers_still_lists_with_its_recor
     assert entry.document()["record"] == "not json"
 
 
-def test_a_marker_names_the_entry_it_retried() -> None:
-    assert retried_offset(header_map([(RETRIED, b"12")])) == 12
+def test_a_retry_note_names_the_entry_it_retried_and_when() -> None:
+    assert read_retry_note(*retry_note(12, 1_767_225_600_000)) == (12, 1_767_225_600_000)
+    assert read_retry_note(b"junk", b"1") is None
     assert dead_topic("tajo.actions") == "tajo.actions.dead"
+    assert retried_topic("tajo.actions") == "tajo.actions.dead.retried"
