@@ -14,6 +14,8 @@ from typing import Literal
 
 import orjson
 
+from telemetry.logs import Redactor
+
 Kind = Literal["event", "action"]
 Headers = list[tuple[str, bytes]]
 
@@ -25,6 +27,14 @@ SOURCE_PARTITION = "tajo.dlq.source.partition"
 SOURCE_OFFSET = "tajo.dlq.source.offset"
 AT = "tajo.dlq.at"  # epoch ms when it was set aside
 RETRIED_CONFIG = {"cleanup.policy": "compact"}  # of a `.retried` topic: one record per entry suffices
+
+
+_REDACT = Redactor()  # tokens, signatures, API keys and full email addresses, as in the logs
+
+
+def safe_error(message: str) -> str:
+    """An error message as a dead letter keeps it: no token, signature, API key or full email address."""
+    return _REDACT(message)
 
 
 def dead_topic(topic: str) -> str:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from domain.actions import Action, ActionKind
+from eventlog.dead_letters import safe_error
 from streams.brevo_api import BrevoApi, BrevoPermanentError, BrevoSettings, BrevoTemporaryError
 
 log = logging.getLogger(__name__)
@@ -223,5 +224,5 @@ class Effector:
         raise AssertionError("unreachable: the last attempt returns")
 
     def _give_up(self, action: Action, error: Exception) -> Outcome:
-        self.gave_up[action.action_id] = f"{type(error).__name__}: {error}"[:500]
+        self.gave_up[action.action_id] = safe_error(f"{type(error).__name__}: {error}")[:500]
         return Outcome.GAVE_UP

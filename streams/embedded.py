@@ -20,6 +20,7 @@ from domain.actions import Action, decode_action, encode_action
 from domain.batch import Batch, BatchFold
 from domain.dead_letters import DeadLetter
 from domain.fold import HANDLERS, Handler
+from eventlog.dead_letters import safe_error
 from eventlog.port import LoggedRecord, LogReader, ReadStart
 from eventlog.sqlite import wall_clock_ms
 from schemas.event_types import EventType
@@ -297,7 +298,16 @@ class StateDb:
             "INSERT OR IGNORE INTO dead_events (log_partition, log_offset, address, event_id, error_type,"
             " error, at_ms, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (d.partition, d.offset, d.address, d.event_id, d.error_type, d.error, now, d.value)
+                (
+                    d.partition,
+                    d.offset,
+                    d.address,
+                    d.event_id,
+                    d.error_type,
+                    safe_error(d.error),
+                    now,
+                    d.value,
+                )
                 for d in dead
             ],
         )

@@ -31,7 +31,7 @@ from typing import TypeVar
 from domain.actions import encode_action
 from domain.batch import Batch, BatchFold, Record, decode_position, encode_position, position_key
 from domain.fold import HANDLERS, Handler
-from eventlog.dead_letters import dead_topic, headers_of
+from eventlog.dead_letters import dead_topic, headers_of, safe_error
 from eventlog.kafka_writer import KeyValue, PartitionWriter
 from eventlog.sqlite import wall_clock_ms
 from schemas.event_types import EventType
@@ -242,7 +242,7 @@ class TableFold:
             headers = headers_of(
                 "event",
                 error_type=letter.error_type,
-                error=letter.error,
+                error=safe_error(letter.error),
                 source_topic=self.events_topic,
                 source_partition=letter.partition,
                 source_offset=letter.offset,

@@ -8,6 +8,7 @@ from eventlog.dead_letters import (
     read_retry_note,
     retried_topic,
     retry_note,
+    safe_error,
 )
 
 
@@ -42,3 +43,10 @@ def test_a_retry_note_names_the_entry_it_retried_and_when() -> None:
     assert read_retry_note(b"junk", b"1") is None
     assert dead_topic("tajo.actions") == "tajo.actions.dead"
     assert retried_topic("tajo.actions") == "tajo.actions.dead.retried"
+
+
+def test_an_error_kept_in_a_dead_letter_has_no_key_token_or_full_email() -> None:
+    kept = safe_error("refused for jane.doe@example.com with api-key: xkeysib-abc123 and Bearer t0k3n")
+    assert "jane.doe@" not in kept
+    assert "xkeysib-abc123" not in kept
+    assert "t0k3n" not in kept
