@@ -14,10 +14,15 @@ import orjson
 
 from domain.actions import ActionKind, make_action
 from domain.batch import Batch, PlacedAction
+from domain.state import decode_state
+from eventlog.port import LogRecord, ReadStart
+from eventlog.sqlite import SqliteEventLog
+from replay.embedded import replay_embedded, verify_embedded
 from schemas.brevo import canonicalize_all
+from schemas.event import encode_event
 from streams.embedded import StateDb
-from streams.fold_faults import FAULT_VARIABLE
-from tajo_events.embedded import STATE_FILE
+from streams.fold_faults import FAULT_VARIABLE, fold_handlers
+from tajo_events.embedded import LOG_FILE, STATE_FILE
 from tests.functional.test_embedded_serve import Server
 from tests.payloads import brevo_email
 from tests.processes import eventually, run_command
@@ -138,3 +143,25 @@ async def test_an_action_given_up_on_is_listed_with_why_and_a_retry_puts_it_back
         assert [action_id for action_id, _ in db.pending_actions()] == [action.action_id]
     finally:
         db.close()
+
+
+async def test_a_replay_sets_aside_what_fails_to_fold_and_keeps_each_dead_letter_once(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / LOG_FILE)
+    await log.start()
+    db = StateDb(tmp_path / STATE_FILE)
+    events = [canonicalize_all(delivered(n), datetime.now(UTC))[0] for n in range(4)]
+    try:
+        await log.append([LogRecord(e.key.encode(), encode_event(e)) for e in events])
+        failing = fold_handlers({FAULT_VARIABLE: events[2].event_id})
+        for _ in range(2):  # a second replay finds the same dead letter: still one entry
+            await replay_embedded(log, db, ReadStart(), handlers=failing)
+        state = decode_state(dict(db.load())[ADDRESS])
+        assert (state.email_channel.delivered, state.dead_letters) == (3, (events[2].event_id,))
+        assert (await verify_embedded(log, db, handlers=failing)).equal
+        assert not (await verify_embedded(log, db)).equal  # fixed, before the retry: the customer differs
+    finally:
+        db.close()
+        await log.stop()
+    assert (listing := await dlq(tmp_path, "list"))[0] == 0
+    assert [line.split("\t")[:2] for line in listing[1].splitlines()[:-1]] == [["event:1", "event"]]
+    assert orjson.loads((await dlq(tmp_path, "show", "event:1"))[1])["source"]["offset"] == 2
