@@ -29,6 +29,11 @@ def data_dir_from_env(env: Mapping[str, str]) -> Path:
     return Path(env.get("TAJO_DATA_DIR", ".tajo-data"))
 
 
+def read_timeout_from_env(env: Mapping[str, str]) -> float:
+    """TAJO_READ_TIMEOUT_S: how long a client may take to send a whole request (10 s by default)."""
+    return _seconds(env, "TAJO_READ_TIMEOUT_S", 10.0)
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     """Where the log lives and how the services share it."""
