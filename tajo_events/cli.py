@@ -54,6 +54,8 @@ def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "Worker
 
 async def _prepare_topics(pipeline: PipelineSettings) -> None:
     bootstrap, replicas = pipeline.require_kafka(), pipeline.replication_factor
+    if not pipeline.create_topics:  # made by hand: the ingester checks the events topic on each write
+        return
     await ensure_events_topic(bootstrap, pipeline.events_topic, pipeline.partitions, replicas)
     await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions}, replicas)
 
@@ -61,7 +63,12 @@ async def _prepare_topics(pipeline: PipelineSettings) -> None:
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
     settings = IngestSettings.from_env(os.environ)
     event_log = KafkaEventLog(
-        KafkaLogSettings(pipeline.require_kafka(), pipeline.events_topic, pipeline.append_timeout_s)
+        KafkaLogSettings(
+            pipeline.require_kafka(),
+            pipeline.events_topic,
+            pipeline.append_timeout_s,
+            partitions=pipeline.partitions,
+        )
     )
     return create_ingest_app(settings, event_log)
 
