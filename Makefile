@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test lint typecheck unit kafka bench schemas clean
+.PHONY: help install run test lint typecheck unit chaos kafka bench schemas clean
 
 help: ## list the targets and what each does
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -33,6 +33,9 @@ typecheck: $(STAMP) ## mypy in strict mode over code and tests
 
 unit: $(STAMP) ## only the unit tests (no I/O)
 	$(BIN)/pytest tests/unit
+
+chaos: $(STAMP) ## only the chaos suite: kill -9 of ingester, fold, worker, broker and serve under load (part of `make test`)
+	$(BIN)/pytest -m chaos tests/chaos
 
 kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
 	$(BIN)/tajo-events kafka --port 9092
