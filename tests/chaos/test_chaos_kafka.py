@@ -22,8 +22,9 @@ from aiokafka.errors import KafkaError
 
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import LogUnavailable
+from tests.broker_command import Broker
 from tests.chaos.ledger import Ledger, delivered_counts, describe, differences
-from tests.chaos.services import Broker, Service, Worker
+from tests.chaos.services import Service, Worker
 from tests.processes import eventually, run_command
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka]
@@ -60,26 +61,24 @@ class Chaos:
         await worker.start()
         return worker
 
-    async def folded(self) -> dict[int, int] | str:
-        """Per partition, how far the fold's committed offset is behind the head; why not known, if not."""
+    async def head(self) -> dict[int, int] | str:
+        """The events topic's head; why it is not known, if not (the broker may be starting)."""
         try:
             async with asyncio.timeout(20):
-                head = await KafkaLogReader(self.broker.bootstrap, self.topic, request_timeout_s=10).head()
-                committed = await committed_offsets(self.broker.bootstrap, self.app_id, self.topic)
-        except (KafkaError, LogUnavailable, TimeoutError, OSError) as error:
+                return await KafkaLogReader(self.broker.bootstrap, self.topic, request_timeout_s=10).head()
+        except (LogUnavailable, KafkaError, TimeoutError, OSError) as error:
             return repr(error)
-        return {p: end - committed.get(p, 0) for p, end in head.items()}
 
     async def folded_up_to_now(self, ledger: Ledger) -> None:
         """Waits until the fold has committed every record the log held when this was called."""
-        lag = await eventually(self.folded, lambda lag: isinstance(lag, dict), within=RECOVERY_S)
-        assert isinstance(lag, dict)
-        head = await KafkaLogReader(self.broker.bootstrap, self.topic).head()
+        head = await eventually(self.head, lambda found: isinstance(found, dict), within=RECOVERY_S)
+        assert isinstance(head, dict)
 
         async def committed() -> dict[int, int] | str:
             ledger.check()
             try:
-                return await committed_offsets(self.broker.bootstrap, self.app_id, self.topic)
+                async with asyncio.timeout(20):
+                    return await committed_offsets(self.broker.bootstrap, self.app_id, self.topic)
             except (KafkaError, TimeoutError, OSError) as error:
                 return repr(error)
 
