@@ -11,7 +11,9 @@ of its first byte (of the connection's opening, for its first request):
   answer, and the connection is closed after it.
 
 A connection idle between requests is left to the keep-alive timeout, as before. The clock is one
-timer per connection, armed at a request's first byte and disarmed once its body is in.
+timer per connection, armed at a request's first byte and disarmed once its body is in; so a
+pipelined request whose first bytes came in the same read as the end of the one before gets its
+clock from its next bytes (or, if none come, the keep-alive timeout closes the connection).
 """
 
 import asyncio
