@@ -14,19 +14,22 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from eventlog.generations import effects_app_id, fold_app_id
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
+from eventlog.kafka_positions import KafkaPositions
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestConfigError, IngestSettings
 from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
+from projections.pipeline_watch import PipelineTopics, PipelineWatch
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.logging_setup import configure_logging, worker_logging_config
 from tajo_events.serving import run_app
 from tajo_events.settings import PipelineSettings
-from telemetry.metrics import TelemetryConfigError
+from telemetry.metrics import Telemetry, TelemetryConfigError
 
 if TYPE_CHECKING:
     from streams.app import WorkerSettings
@@ -57,7 +60,10 @@ async def _prepare_topics(pipeline: PipelineSettings) -> None:
     if not pipeline.create_topics:  # made by hand: the ingester checks the events topic on each write
         return
     await ensure_events_topic(bootstrap, pipeline.events_topic, pipeline.partitions, replicas)
-    await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions}, replicas)
+    # the effector's dead letters too: the project's brokers create no topic on first use, and a send to a
+    # missing topic waits for it, holding the effector up at its first refused action
+    dead = f"{pipeline.actions_topic}.dead"
+    await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions, dead: 1}, replicas)
 
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
@@ -73,10 +79,32 @@ def _ingest_app(pipeline: PipelineSettings) -> web.Application:
     return create_ingest_app(settings, event_log)
 
 
-def _projections_app(pipeline: PipelineSettings) -> web.Application:
+def projections_app(pipeline: PipelineSettings) -> web.Application:
+    """The projections API on Kafka, with the fold's and the effector's progress in its `/metrics`."""
     holder = ProjectionHolder()
-    feeder = GenerationalFeeder(pipeline.require_kafka(), pipeline.app_id, pipeline.events_topic, holder)
-    return create_projections_app(ApiSettings(pipeline.require_api_token()), holder, feeder)
+    bootstrap = pipeline.require_kafka()
+    feeder = GenerationalFeeder(bootstrap, pipeline.app_id, pipeline.events_topic, holder)
+    telemetry = Telemetry()
+    app = create_projections_app(
+        ApiSettings(pipeline.require_api_token()), holder, feeder, telemetry=telemetry
+    )
+    # the fold and the effector run in the worker: their progress is read from the broker at each scrape
+    topics = PipelineTopics(
+        events=pipeline.events_topic,
+        actions=pipeline.actions_topic,
+        actions_dead=f"{pipeline.actions_topic}.dead",
+        fold_group=lambda: fold_app_id(pipeline.app_id, holder.current.version),
+        effects_group=effects_app_id(pipeline.app_id),
+    )
+    watch = PipelineWatch(KafkaPositions(bootstrap), topics)
+    telemetry.before_scrape(watch.refresh)
+    telemetry.collect(watch.families)
+
+    async def close_watch(_: web.Application) -> None:
+        await watch.close()
+
+    app.on_cleanup.append(close_watch)
+    return app
 
 
 def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
@@ -89,7 +117,7 @@ def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
 
 def run_projections(pipeline: PipelineSettings, host: str, port: int) -> int:
     """Runs the projections API until interrupted."""
-    run_app(_projections_app(pipeline), host, port, _announce("projections API"))
+    run_app(projections_app(pipeline), host, port, _announce("projections API"))
     return 0
 
 
@@ -146,7 +174,7 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
         return 0
     asyncio.run(_prepare_topics(pipeline))
     app = _ingest_app(pipeline)
-    app.add_subapp("/api/", _projections_app(pipeline))
+    app.add_subapp("/api/", projections_app(pipeline))
     worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:
         run_app(app, host, port, _welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}", None))
