@@ -17,16 +17,19 @@ from aiohttp import web
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestConfigError, IngestSettings
-from projections.api import ApiSettings
+from projections.api import ApiSettings, Insight
 from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
+from projections.kafka_status import KafkaStatus
+from projections.log_tail import KafkaLogTailFeeder, LogTail
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.logging_setup import configure_logging, worker_logging_config
 from tajo_events.serving import run_app
 from tajo_events.settings import PipelineSettings
 from telemetry.metrics import TelemetryConfigError
+from webpage.routes import add_page
 
 if TYPE_CHECKING:
     from streams.app import WorkerSettings
@@ -66,10 +69,21 @@ def _ingest_app(pipeline: PipelineSettings) -> web.Application:
     return create_ingest_app(settings, event_log)
 
 
-def _projections_app(pipeline: PipelineSettings) -> web.Application:
+def _projections_app(pipeline: PipelineSettings, *, page: bool = True) -> web.Application:
+    """The projections API on Kafka, with the page at its root unless `page` is False (`serve` has it)."""
+    bootstrap = pipeline.require_kafka()
     holder = ProjectionHolder()
-    feeder = GenerationalFeeder(pipeline.require_kafka(), pipeline.app_id, pipeline.events_topic, holder)
-    return create_projections_app(ApiSettings(pipeline.require_api_token()), holder, feeder)
+    feeder = GenerationalFeeder(bootstrap, pipeline.app_id, pipeline.events_topic, holder)
+    tail = LogTail()
+    insight = Insight(
+        tail,
+        KafkaLogTailFeeder(bootstrap, pipeline.events_topic, tail),
+        KafkaStatus(bootstrap, pipeline.app_id, pipeline.events_topic, pipeline.actions_topic, holder),
+    )
+    app = create_projections_app(ApiSettings(pipeline.require_api_token()), holder, feeder, insight=insight)
+    if page:
+        add_page(app, "")
+    return app
 
 
 def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
@@ -139,7 +153,8 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
         return 0
     asyncio.run(_prepare_topics(pipeline))
     app = _ingest_app(pipeline)
-    app.add_subapp("/api/", _projections_app(pipeline))
+    app.add_subapp("/api/", _projections_app(pipeline, page=False))
+    add_page(app, "/api")
     worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:
         run_app(app, host, port, _welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}", None))
