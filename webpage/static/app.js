@@ -100,7 +100,7 @@
       if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
       else node.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : String(child));
     }
@@ -110,7 +110,7 @@
   function svg(tag, attrs, ...children) {
     const node = document.createElementNS(SVG, tag);
     for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
-    for (const child of children.flat()) node.append(child instanceof Node ? child : String(child));
+    for (const child of children.flat(Infinity)) node.append(child instanceof Node ? child : String(child));
     return node;
   }
 
@@ -163,8 +163,8 @@
   }
 
   function chart(minutes, types) {
-    const width = 600;
-    const height = 160;
+    const width = Math.round(Math.min(960, Math.max(320, window.innerWidth - 40)));
+    const height = 150;
     const bar = width / minutes.length;
     const highest = Math.max(1, ...minutes.map((m) => Object.values(m.counts).reduce((a, b) => a + b, 0)));
     const bars = [];
@@ -262,7 +262,10 @@
       ),
       el("h3", {}, "Events accepted per minute, last hour"),
       chart(data.last_hour, types),
-      table(
+      el(
+        "div",
+        { class: "grid tables" },
+        table(
         "Last hour by type",
         [{ label: "Type" }, { label: "Events", num: true }],
         hour.map(([type, n]) => el("tr", { "data-type": type }, el("td", {}, type), el("td", { class: "num" }, num(n)))),
@@ -287,6 +290,7 @@
         [{ label: "Type" }, { label: "Events", num: true }],
         Object.entries(data.totals).map(([type, n]) => el("tr", { "data-type": type }, el("td", {}, type), el("td", { class: "num" }, num(n)))),
         { id: "totals" }
+      )
       )
     );
     paintSwatches(node);
@@ -337,7 +341,7 @@
 
   async function customer() {
     const result = el("div", { id: "customer-result" });
-    const input = el("input", { id: "q", name: "q", type: "search", required: true, autocomplete: "off", placeholder: "jane@example.com or +33612345678" });
+    const input = el("input", { id: "q", name: "q", type: "search", required: true, autocomplete: "off", placeholder: "name@example.org or +33600000000" });
     async function search(query) {
       result.replaceChildren(el("p", { class: "muted" }, "Searching…"));
       const path = "/customers/" + encodeURIComponent(query);
