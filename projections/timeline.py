@@ -4,6 +4,7 @@ A pure function of the log's events, whatever their order: each address keeps th
 events with the latest (event time, event id), each event id once (a Brevo retry has the same id).
 """
 
+import sys
 from bisect import bisect_left
 from typing import NamedTuple
 
@@ -26,10 +27,19 @@ class TimelineEntry(NamedTuple):
     link: str | None
 
 
+def _shared(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def entry_of(event: FoldEvent) -> TimelineEntry:
-    """The timeline's entry for an event."""
+    """The timeline's entry for an event (campaign ids and names, repeated across customers, kept once)."""
     return TimelineEntry(
-        event.at, event.event_id, event.type.value, event.campaign, event.campaign_name, event.link
+        event.at,
+        event.event_id,
+        event.type.value,
+        _shared(event.campaign),
+        _shared(event.campaign_name),
+        event.link,
     )
 
 
