@@ -83,7 +83,10 @@
     $("token").value = "";
     login.hidden = true;
     say("");
-    render();
+    render().then(() => {
+      const h2 = view.querySelector("h2");
+      if (h2) h2.focus();
+    });
   });
 
   $("forget").addEventListener("click", () => {
