@@ -345,11 +345,14 @@
   async function customer() {
     const result = el("div", { id: "customer-result" });
     const input = el("input", { id: "q", name: "q", type: "search", required: true, autocomplete: "off", placeholder: "name@example.org or +33600000000" });
+    let searches = 0;
     async function search(query) {
+      const seq = ++searches; // only the latest search shows its answer
       result.replaceChildren(el("p", { class: "muted" }, "Searching…"));
       const path = "/customers/" + encodeURIComponent(query);
       try {
         const [card, timeline] = await Promise.all([api(path), api(path + "/timeline")]);
+        if (seq !== searches) return;
         if (card === null) {
           result.replaceChildren(el("p", { role: "status", id: "not-found" }, `No customer ${query}.`));
           return;
@@ -536,9 +539,12 @@
 
   const ROUTES = { overview, customer, campaigns, suppressions, alerts, inbox };
 
+  let rendering = 0; // the latest render: an earlier one still waiting for the API must not show its view
+
   async function render() {
     clearInterval(refresh);
     refresh = null;
+    const seq = ++rendering;
     const [name, arg] = location.hash.replace(/^#\/?/, "").split("/");
     const route = ROUTES[name] ? name : name === "campaign" && arg ? "campaigns" : "overview";
     for (const link of document.querySelectorAll("nav a")) {
@@ -554,15 +560,21 @@
     const draw = name === "campaign" && arg ? () => campaign(decodeURIComponent(arg)) : ROUTES[route];
     try {
       const node = await draw();
+      if (seq !== rendering) return;
       say("");
       view.replaceChildren(node);
       document.title = `${node.querySelector("h2").textContent} · tajo-events`;
       if (route === "overview") {
         refresh = setInterval(() => {
-          if (!document.hidden) draw().then((n) => { say(""); view.replaceChildren(n); }, showError);
+          if (document.hidden) return;
+          draw().then(
+            (n) => { if (seq === rendering) { say(""); view.replaceChildren(n); } },
+            (error) => { if (seq === rendering) showError(error); }
+          );
         }, REFRESH_MS);
       }
     } catch (error) {
+      if (seq !== rendering) return;
       view.replaceChildren();
       showError(error);
     }
