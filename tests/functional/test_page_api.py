@@ -1,6 +1,7 @@
 """The API the page reads beyond the views (overview, timelines, the inbox paged), and the page's files."""
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from projections.overview import NoStatus
 from projections.store import ReadModel
 from schemas.brevo import canonicalize_all
 from schemas.event import encode_event
+from tajo_events.settings import PipelineSettings
 from tests.fold_helpers import RECEIVED
 from tests.payloads import Raw, brevo_sms, seed_email
 from webpage.routes import add_page
@@ -139,3 +141,21 @@ async def test_the_page_is_public_static_and_locked_to_its_origin(
     assert EMAIL not in body
     if path == "/":
         assert '<meta name="tajo-api-base" content="">' in body  # the API at this app's root
+
+
+def test_the_projections_command_serves_the_page_at_its_root(tmp_path: Path) -> None:
+    from tajo_events.cli import _projections_app
+
+    settings = PipelineSettings(
+        bootstrap_servers="127.0.0.1:9",  # built, never started: nothing connects
+        events_topic="t.events",
+        actions_topic="t.actions",
+        partitions=1,
+        replication_factor=1,
+        app_id="t",
+        data_dir=tmp_path,
+        api_token=TOKEN,
+    )
+    paths = {resource.canonical for resource in _projections_app(settings).router.resources()}
+    assert {"/", "/static/app.js", "/static/style.css", "/overview", "/customers/{address}/timeline"} <= paths
+    assert "/" not in {r.canonical for r in _projections_app(settings, page=False).router.resources()}

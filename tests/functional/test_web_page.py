@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from ingest.auth import sign
 from tests.payloads import Raw, brevo_sms, seed_email
@@ -358,3 +358,22 @@ def test_the_overview_warns_once_brevo_is_silent(serve: Serve, page: Page) -> No
     _until(warned, bool, within=SILENCE_ALERT_S + 30)
     expect(page.locator("#brevo-silent")).to_contain_text("Brevo has been silent")
     _shoot(page, "overview-silent")
+
+
+def test_a_late_answer_never_replaces_the_view_the_user_moved_to(serve: Serve, page: Page) -> None:
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)  # the overview's answer waits until released
+
+    page.route("**/api/overview", hold)
+    _sign_in(page, serve)
+    _until(lambda: len(held), lambda n: n == 1)
+    page.get_by_role("link", name="Suppressions").click()
+    expect(page.locator("#suppressions")).to_be_visible()
+    with page.expect_response("**/api/overview"):
+        held[0].continue_()
+    page.evaluate("() => fetch('/').then((answer) => answer.text())")  # a round trip after the late one
+    expect(page.locator("#suppressions")).to_be_visible()
+    assert page.locator("#last-hour").count() == 0
+    assert page.get_by_role("link", name="Suppressions").get_attribute("aria-current") == "page"
