@@ -33,6 +33,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 T0 = 1640995200
 T = TypeVar("T")
+# The machine running the suite may be busy (brokers, other suites): a view waits up to this long.
+expect.set_options(timeout=30_000)
 
 JANE = "jane@example.com"
 JANE_PHONE = "+33612345678"
