@@ -1,5 +1,6 @@
 """The aiohttp ingester: `POST /webhooks/brevo` answers 200 only once the events are in the log."""
 
+import asyncio
 import logging
 import os
 import time
@@ -7,16 +8,19 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
 import orjson
 from aiohttp import web
 
 from eventlog.port import EventLog, LogRecord, LogUnavailable
+from ingest.admission import IngressGuard, overloaded
 from ingest.auth import is_authentic
 from ingest.config import IngestSettings
 from ingest.observe import IngestMetrics, metrics_reader
 from ingest.openapi import ingest_openapi_document
+from ingest.responses import json_error, json_response
 from schemas.brevo import InvalidEvent, canonicalize_all, encode_all, split_body
 from schemas.brevo_fields import RawEvent
 from schemas.event import CanonicalEvent
@@ -43,18 +47,9 @@ EVENT_LOG = web.AppKey("event_log", EventLog)
 STARTED = web.AppKey("started_monotonic", float)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 METRICS = web.AppKey("ingest_metrics", IngestMetrics)
+GUARD = web.AppKey("guard", IngressGuard)
 
 _JSON_TYPES = ("application/json",)
-
-
-def json_response(body: object, status: int = 200) -> web.Response:
-    """A JSON response encoded with orjson."""
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def json_error(status: int, message: str) -> web.Response:
-    """A JSON error body: `{"error": <reason phrase>, "message": <what to fix>}`."""
-    return json_response({"error": web.Response(status=status).reason, "message": message}, status)
 
 
 async def _read_authentic_body(request: web.Request, *, allow_empty: bool = False) -> bytes | web.Response:
@@ -66,8 +61,8 @@ async def _read_authentic_body(request: web.Request, *, allow_empty: bool = Fals
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"body larger than {settings.max_body_bytes} bytes")
     if not is_authentic(settings, request.headers, body):
-        log.warning("rejected webhook with a missing or invalid signature or token")
-        return json_error(401, "missing or invalid X-Brevo-Signature or bearer token")
+        log.warning("rejected webhook with missing or invalid credentials")
+        return json_error(401, "missing or invalid signature, bearer token, Basic credentials or header")
     if request.content_type not in _JSON_TYPES and not (allow_empty and not body):
         return json_error(415, "Content-Type must be application/json")
     return body
@@ -105,7 +100,12 @@ def _canonical_events(body: bytes, received_at: datetime) -> list[CanonicalEvent
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
-    """Verifies, validates, appends every event of the body, then answers with their ids."""
+    """Verifies, validates, appends every event of the body, then answers with their ids.
+
+    A 503 when the append fails, or has not finished by the deadline (it may still land: Brevo's retry
+    is then a duplicate the fold recognizes by its event id).
+    """
+    arrived = asyncio.get_running_loop().time()  # the deadline counts from here
     body = await _read_authentic_body(request)
     if isinstance(body, web.Response):
         return body
@@ -118,12 +118,17 @@ async def receive_webhook(request: web.Request) -> web.Response:
         return events
     metrics = request.app[METRICS]
     started = metrics.clock()
+    records = [LogRecord(event.key, event.value) for event in events]
     try:
-        await request.app[EVENT_LOG].append([LogRecord(event.key, event.value) for event in events])
+        in_time = await request.app[GUARD].append_by_deadline(
+            partial(request.app[EVENT_LOG].append, records), arrived
+        )
     except LogUnavailable as error:
         metrics.append_failures += 1
         log.error("event log unavailable, asking Brevo to retry: %s", error)
-        return json_error(503, "event log unavailable, retry later")
+        return overloaded("event log unavailable, retry later")
+    if not in_time:
+        return overloaded("the event log did not answer in time, retry later")
     metrics.appended(events, started)
     counters = request.app[COUNTERS]
     counters.accepted += len(events)
@@ -208,18 +213,23 @@ def create_app(
     app[COUNTERS] = IngestCounters()
     app[TELEMETRY] = telemetry
     app[METRICS] = IngestMetrics(telemetry, observe.silence_alert_s, observe.clock)
+    app[GUARD] = guard = IngressGuard(settings, telemetry)
 
     async def open_log(app: web.Application) -> AsyncIterator[None]:
         await app[EVENT_LOG].start()
         yield
+        await app[GUARD].drain()  # appends answered 503 at their deadline still land
         await app[EVENT_LOG].stop()
 
     app.cleanup_ctx.append(open_log)
     count = telemetry.counted
-    app.router.add_post("/webhooks/brevo", count("/webhooks/brevo", receive_webhook))
-    app.router.add_post("/webhooks/brevo/test", count("/webhooks/brevo/test", test_webhook))
-    app.router.add_get("/webhooks/brevo/health", count("/webhooks/brevo/health", health))
-    metrics = telemetry.metrics_handler(metrics_reader(settings, observe))
+    # Brevo's calls pass the allowlist; every route rate-limits the callers it refuses.
+    webhook = guard.guard(receive_webhook, allowlisted=True, admitted=True)
+    app.router.add_post("/webhooks/brevo", count("/webhooks/brevo", webhook))
+    dry_run = guard.guard(test_webhook, allowlisted=True)
+    app.router.add_post("/webhooks/brevo/test", count("/webhooks/brevo/test", dry_run))
+    app.router.add_get("/webhooks/brevo/health", count("/webhooks/brevo/health", guard.guard(health)))
+    metrics = guard.guard(telemetry.metrics_handler(metrics_reader(settings, observe)))
     app.router.add_get("/metrics", count("/metrics", metrics))
     document = orjson.dumps(ingest_openapi_document())
 

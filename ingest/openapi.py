@@ -76,8 +76,22 @@ _WHY = {
     408: "Request Timeout: the body came too slowly",
     413: "Payload Too Large",
     415: "Unsupported Media Type: not application/json",
-    429: "Too Many Requests: an unauthenticated caller over its limit",
-    503: "Service Unavailable: the log cannot take the append now; retry later",
+    429: "Too Many Requests: a refused caller (401, 403) over its limit, never an authenticated one",
+    503: "Service Unavailable: the log cannot take the append now, the ingester is saturated "
+    "(TAJO_MAX_IN_FLIGHT), or the append passed the deadline; retry later (Brevo does)",
+}
+_SECONDS = {"schema": {"type": "integer", "minimum": 0}}
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {"description": "refused requests allowed per period", **_SECONDS},
+    "RateLimit-Remaining": {"description": "refused requests left before 429", **_SECONDS},
+    "RateLimit-Reset": {"description": "seconds until the allowance is whole again", **_SECONDS},
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", **_SECONDS}}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: _RATE_LIMIT_HEADERS,
+    403: _RATE_LIMIT_HEADERS,
+    429: _RATE_LIMIT_HEADERS | _RETRY_AFTER,
+    503: _RETRY_AFTER,
 }
 
 
@@ -87,6 +101,8 @@ def _answers(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     for status in errors:
         error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         responses[str(status)] = {"description": _WHY[status], "content": error}
+        if status in _HEADERS:
+            responses[str(status)]["headers"] = _HEADERS[status]
     return responses
 
 
@@ -95,11 +111,15 @@ def _body(required: bool) -> dict[str, Any]:
 
 
 def ingest_openapi_document() -> dict[str, Any]:
-    """The document: the webhook, its dry run and its health, behind a signature or a bearer token."""
+    """The document: the webhook, its dry run and its health, behind the configured credentials.
+
+    Besides these schemes, a custom header (BREVO_WEBHOOK_HEADER) may be configured; its name is the
+    operator's, so it is not listed.
+    """
     return {
         "openapi": "3.1.0",
         "info": {"title": "tajo-events ingester", "version": "1.0.0"},
-        "security": [{"signature": []}, {"bearerAuth": []}],
+        "security": [{"signature": []}, {"bearerAuth": []}, {"basicAuth": []}],
         "paths": {
             "/webhooks/brevo": {
                 "post": {
@@ -121,7 +141,7 @@ def ingest_openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Whether the log takes appends",
                     "operationId": "health",
-                    "responses": _answers({"type": "object"}, 401, 403, 429, 503),
+                    "responses": _answers({"type": "object"}, 401, 429, 503),
                 }
             },
             "/metrics": {
@@ -136,6 +156,12 @@ def ingest_openapi_document() -> dict[str, Any]:
                         "401": {
                             "description": _WHY[401],
                             "content": {"application/json": {"schema": _ERROR}},
+                            "headers": _RATE_LIMIT_HEADERS,
+                        },
+                        "429": {
+                            "description": _WHY[429],
+                            "content": {"application/json": {"schema": _ERROR}},
+                            "headers": _RATE_LIMIT_HEADERS | _RETRY_AFTER,
                         },
                     },
                 }
@@ -154,6 +180,7 @@ def ingest_openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "signature": {"type": "apiKey", "in": "header", "name": "X-Brevo-Signature"},
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "basicAuth": {"type": "http", "scheme": "basic"},
             },
         },
     }

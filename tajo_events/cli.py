@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from eventlog.generations import effects_app_id, fold_app_id
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic, ensure_topics
+from eventlog.kafka_positions import KafkaPositions
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestConfigError, IngestSettings
 from projections.api import ApiSettings, Insight
@@ -23,12 +25,13 @@ from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
 from projections.kafka_status import KafkaStatus
 from projections.log_tail import KafkaLogTailFeeder, LogTail
+from projections.pipeline_watch import PipelineTopics, PipelineWatch
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
 from tajo_events.logging_setup import configure_logging, worker_logging_config
 from tajo_events.serving import run_app
 from tajo_events.settings import PipelineSettings
-from telemetry.metrics import TelemetryConfigError
+from telemetry.metrics import Telemetry, TelemetryConfigError
 from webpage.routes import add_page
 
 if TYPE_CHECKING:
@@ -58,7 +61,10 @@ def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "Worker
 async def _prepare_topics(pipeline: PipelineSettings) -> None:
     bootstrap, replicas = pipeline.require_kafka(), pipeline.replication_factor
     await ensure_events_topic(bootstrap, pipeline.events_topic, pipeline.partitions, replicas)
-    await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions}, replicas)
+    # the effector's dead letters too: the project's brokers create no topic on first use, and a send to a
+    # missing topic waits for it, holding the effector up at its first refused action
+    dead = f"{pipeline.actions_topic}.dead"
+    await ensure_topics(bootstrap, {pipeline.actions_topic: pipeline.partitions, dead: 1}, replicas)
 
 
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
@@ -69,18 +75,38 @@ def _ingest_app(pipeline: PipelineSettings) -> web.Application:
     return create_ingest_app(settings, event_log)
 
 
-def _projections_app(pipeline: PipelineSettings, *, page: bool = True) -> web.Application:
-    """The projections API on Kafka, with the page at its root unless `page` is False (`serve` has it)."""
-    bootstrap = pipeline.require_kafka()
+def projections_app(pipeline: PipelineSettings, *, page: bool = True) -> web.Application:
+    """The projections API on Kafka, the fold's and the effector's progress in its `/metrics` and overview.
+
+    The page is at its root unless `page` is False (`serve` has it at its own).
+    """
     holder = ProjectionHolder()
+    bootstrap = pipeline.require_kafka()
     feeder = GenerationalFeeder(bootstrap, pipeline.app_id, pipeline.events_topic, holder)
+    telemetry = Telemetry()
+    # the fold and the effector run in the worker: their progress is read from the broker at each scrape
+    topics = PipelineTopics(
+        events=pipeline.events_topic,
+        actions=pipeline.actions_topic,
+        actions_dead=f"{pipeline.actions_topic}.dead",
+        fold_group=lambda: fold_app_id(pipeline.app_id, holder.current.version),
+        effects_group=effects_app_id(pipeline.app_id),
+    )
+    watch = PipelineWatch(KafkaPositions(bootstrap), topics)
     tail = LogTail()
     insight = Insight(
-        tail,
-        KafkaLogTailFeeder(bootstrap, pipeline.events_topic, tail),
-        KafkaStatus(bootstrap, pipeline.app_id, pipeline.events_topic, pipeline.actions_topic, holder),
+        tail, KafkaLogTailFeeder(bootstrap, pipeline.events_topic, tail), KafkaStatus(watch, holder)
     )
-    app = create_projections_app(ApiSettings(pipeline.require_api_token()), holder, feeder, insight=insight)
+    app = create_projections_app(
+        ApiSettings(pipeline.require_api_token()), holder, feeder, telemetry=telemetry, insight=insight
+    )
+    telemetry.before_scrape(watch.refresh)
+    telemetry.collect(watch.families)
+
+    async def close_watch(_: web.Application) -> None:
+        await watch.close()
+
+    app.on_cleanup.append(close_watch)
     if page:
         add_page(app, "")
     return app
@@ -96,7 +122,7 @@ def run_ingest(pipeline: PipelineSettings, host: str, port: int) -> int:
 
 def run_projections(pipeline: PipelineSettings, host: str, port: int) -> int:
     """Runs the projections API until interrupted."""
-    run_app(_projections_app(pipeline), host, port, _announce("projections API"))
+    run_app(projections_app(pipeline), host, port, _announce("projections API"))
     return 0
 
 
@@ -153,7 +179,7 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
         return 0
     asyncio.run(_prepare_topics(pipeline))
     app = _ingest_app(pipeline)
-    app.add_subapp("/api/", _projections_app(pipeline, page=False))
+    app.add_subapp("/api/", projections_app(pipeline, page=False))
     add_page(app, "/api")
     worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:

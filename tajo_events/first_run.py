@@ -12,17 +12,20 @@ win over the file's, one by one. On Kafka nothing is made: the services refuse t
 import os
 import secrets
 import stat
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.auth import sign
 from ingest.config import IngestConfigError, IngestSettings
+from ingest.secret_files import read_secret
 from tajo_events.errors import ConfigError
 
 SECRETS_FILE = "secrets.env"
 WEBHOOK_SECRET = "BREVO_WEBHOOK_SECRET"  # noqa: S105 - the name of a variable, not a secret
 WEBHOOK_TOKEN = "BREVO_WEBHOOK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+WEBHOOK_BASIC = "BREVO_WEBHOOK_BASIC"
+WEBHOOK_HEADER = "BREVO_WEBHOOK_HEADER"
 API_TOKEN = "TAJO_API_TOKEN"  # noqa: S105 - likewise
 _MADE = (WEBHOOK_SECRET, WEBHOOK_TOKEN, API_TOKEN)
 
@@ -92,6 +95,21 @@ def _read(path: Path) -> dict[str, str]:
     return values
 
 
+def _auth_option(env: Mapping[str, str], reference: Callable[[str], str]) -> str:
+    """The curl option of the first configured way: the sample's signature, else a header-borne one."""
+    secret = read_secret(env, WEBHOOK_SECRET)
+    if secret:
+        return (
+            f'-H "X-Brevo-Signature: {sign(secret.encode("utf-8", "surrogateescape"), SAMPLE_BODY.encode())}"'
+        )
+    if read_secret(env, WEBHOOK_TOKEN) is None:
+        if read_secret(env, WEBHOOK_BASIC) is not None:
+            return f'-u "{reference(WEBHOOK_BASIC)}"'  # curl sends it as Basic, as Brevo does
+        if read_secret(env, WEBHOOK_HEADER) is not None:
+            return f'-H "{reference(WEBHOOK_HEADER)}"'
+    return f'-H "Authorization: Bearer {reference(WEBHOOK_TOKEN)}"'
+
+
 SAMPLE_BODY = '{"event":"delivered","email":"jane@example.com","message-id":"try-it-1","ts":1640995200}'
 
 
@@ -105,13 +123,11 @@ def try_it(base: str, env: Mapping[str, str], local: LocalSecrets | None) -> str
     def reference(name: str) -> str:
         if local is not None and name in local.taken:
             return f"$(sed -n 's/^{name}=//p' '{local.path}')"
+        if env.get(name + "_FILE") and not env.get(name):
+            return f"$(cat '{env[name + '_FILE']}')"
         return f"${name}"
 
-    secret = env.get(WEBHOOK_SECRET)
-    if secret:
-        auth = f'-H "X-Brevo-Signature: {sign(secret.encode(), SAMPLE_BODY.encode())}"'
-    else:
-        auth = f'-H "Authorization: Bearer {reference(WEBHOOK_TOKEN)}"'
+    auth = _auth_option(env, reference)
     return (
         f"curl -s -X POST {base}/webhooks/brevo -H 'Content-Type: application/json' \\\n"
         f"  {auth} \\\n"

@@ -10,10 +10,12 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
+from ingest.config import WEBHOOK_CREDENTIALS
+from ingest.secret_files import SecretFileError, read_secret
 from tajo_events.errors import ConfigError
 from telemetry.logs import Redactor, formatter
 
-SECRET_VARIABLES = ("BREVO_WEBHOOK_SECRET", "BREVO_WEBHOOK_TOKEN", "TAJO_API_TOKEN", "BREVO_API_KEY")
+SECRET_VARIABLES = (*WEBHOOK_CREDENTIALS, "TAJO_API_TOKEN", "BREVO_API_KEY")
 LOG_FORMATS = ("json", "text")
 
 
@@ -36,7 +38,21 @@ def log_level(env: Mapping[str, str]) -> int:
 
 def log_formatter(env: Mapping[str, str] = os.environ) -> logging.Formatter:
     """The formatter the environment asks for, redacting the environment's secrets."""
-    return formatter(log_format(env), Redactor(env.get(name) for name in SECRET_VARIABLES))
+    return formatter(log_format(env), Redactor(_secret_values(env)))
+
+
+def _secret_values(env: Mapping[str, str]) -> list[str]:
+    """Every configured secret, from its variable or `_FILE`; also what follows `user:` or `Name:`."""
+    values: list[str] = []
+    for name in SECRET_VARIABLES:
+        try:
+            value = read_secret(env, name)
+        except SecretFileError:  # the settings refuse it with the reason; nothing to redact from it
+            value = None
+        if value:
+            values.append(value)
+            values += [part.strip() for part in value.split(":", 1)[1:]]  # the password, the header's value
+    return values
 
 
 def configure_logging(env: Mapping[str, str] = os.environ, stream: IO[str] | None = None) -> logging.Handler:

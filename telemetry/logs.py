@@ -2,8 +2,8 @@
 
 The formatters redact the finished text of every record (message, arguments, exception and stack), so
 a line from any library at any level goes through the same rules: the configured secrets, bearer tokens,
-`sha256=` signatures and Brevo API keys become `[redacted]`; an email keeps its first character and its
-domain (`j***@example.com`).
+Basic credentials, `sha256=` signatures and Brevo API keys become `[redacted]`; an email keeps its
+first character and its domain (`j***@example.com`).
 """
 
 import logging
@@ -22,6 +22,7 @@ REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
 
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
+_BASIC = re.compile(r"(?i)\b(basic\s+)[A-Za-z0-9+/]{6,}={0,2}")  # base64 of user:pass
 _SIGNATURE = re.compile(r"(?i)\b(sha256=)[0-9a-f]+")
 _BREVO_KEY = re.compile(r"\bxkey(?:sib|smtpsib)-[A-Za-z0-9-]+")
 _API_KEY_HEADER = re.compile(r"(?i)(['\"]?api-key['\"]?\s*[:=]\s*['\"]?)[^\s\"',;}]+")
@@ -48,6 +49,7 @@ class Redactor:
         if self._secrets is not None:
             text = self._secrets.sub(REDACTED, text)
         text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
+        text = _BASIC.sub(rf"\g<1>{REDACTED}", text)
         text = _SIGNATURE.sub(rf"\g<1>{REDACTED}", text)
         text = _BREVO_KEY.sub(REDACTED, text)
         text = _API_KEY_HEADER.sub(rf"\g<1>{REDACTED}", text)

@@ -144,7 +144,7 @@ async def test_the_page_is_public_static_and_locked_to_its_origin(
 
 
 def test_the_projections_command_serves_the_page_at_its_root(tmp_path: Path) -> None:
-    from tajo_events.cli import _projections_app
+    from tajo_events.cli import projections_app
 
     settings = PipelineSettings(
         bootstrap_servers="127.0.0.1:9",  # built, never started: nothing connects
@@ -156,6 +156,6 @@ def test_the_projections_command_serves_the_page_at_its_root(tmp_path: Path) -> 
         data_dir=tmp_path,
         api_token=TOKEN,
     )
-    paths = {resource.canonical for resource in _projections_app(settings).router.resources()}
+    paths = {resource.canonical for resource in projections_app(settings).router.resources()}
     assert {"/", "/static/app.js", "/static/style.css", "/overview", "/customers/{address}/timeline"} <= paths
-    assert "/" not in {r.canonical for r in _projections_app(settings, page=False).router.resources()}
+    assert "/" not in {r.canonical for r in projections_app(settings, page=False).router.resources()}

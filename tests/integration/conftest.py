@@ -9,12 +9,10 @@ import pytest
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestSettings
-from projections.api import ApiSettings, Insight
+from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
-from projections.kafka_status import KafkaStatus
-from projections.log_tail import KafkaLogTailFeeder, LogTail
 from tests.integration.pipeline import API_TOKEN, PARTITIONS, SECRET, ClientFactory, Pipeline
 
 
@@ -30,13 +28,7 @@ async def pipeline(
     )
     holder = ProjectionHolder()
     feeder = GenerationalFeeder(kafka_bootstrap, app_id, topic, holder)
-    tail = LogTail()  # the page's overview and timelines, wired as `tajo-events projections` wires them
-    insight = Insight(
-        tail,
-        KafkaLogTailFeeder(kafka_bootstrap, topic, tail),
-        KafkaStatus(kafka_bootstrap, app_id, topic, f"{app_id}.actions", holder),
-    )
-    api = create_projections_app(ApiSettings(API_TOKEN), holder, feeder, insight=insight)
+    api = create_projections_app(ApiSettings(API_TOKEN), holder, feeder)
     running = Pipeline(
         kafka_bootstrap, tmp_path, await aiohttp_client(ingest), await aiohttp_client(api), app_id, topic
     )
