@@ -24,7 +24,6 @@ run: $(STAMP) ## run the whole pipeline on one machine (tajo-events serve)
 	$(BIN)/tajo-events serve
 
 test: $(STAMP) browser lint typecheck ## lint, type-check and run every test suite (a real Kafka broker, a real chromium)
-	@echo "the page's browser tests save their screenshots in $(CURDIR)/build/screenshots"
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff lint and format check; import contracts (the domain imports no runtime: pyproject.toml)

@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from ingest.auth import sign
+from tests.conftest import SCREENSHOTS as SCREENSHOTS_SAID
 from tests.payloads import Raw, brevo_sms, seed_email
 from tests.processes import free_port
 
@@ -192,11 +193,9 @@ def playwright() -> Iterator[Playwright]:
 def browser(playwright: Playwright, request: pytest.FixtureRequest) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    request.config.stash[SCREENSHOTS_SAID] = str(SCREENSHOTS)  # printed at the end of the run
     yield chromium
     chromium.close()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"page screenshots: {SCREENSHOTS}")
 
 
 @pytest.fixture(params=list(WIDTHS), ids=list(WIDTHS))
