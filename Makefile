@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test lint typecheck unit kafka bench schemas clean
+.PHONY: help install browser run test lint typecheck unit chaos kafka bench schemas clean
 
 help: ## list the targets and what each does
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
+browser: ## install Debian's chromium for the page's browser tests (apt, as root or through sudo) when missing
+	command -v chromium >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); $$s apt-get update -qq && $$s apt-get install -y -qq chromium; }
+
 run: $(STAMP) ## run the whole pipeline on one machine (tajo-events serve)
 	$(BIN)/tajo-events serve
 
-test: $(STAMP) lint typecheck ## lint, type-check and run every test suite (starts a real Kafka broker)
+test: $(STAMP) browser lint typecheck ## lint, type-check and run every test suite (a real Kafka broker, a real chromium)
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff lint and format check; import contracts (the domain imports no runtime: pyproject.toml)
@@ -33,6 +36,9 @@ typecheck: $(STAMP) ## mypy in strict mode over code and tests
 
 unit: $(STAMP) ## only the unit tests (no I/O)
 	$(BIN)/pytest tests/unit
+
+chaos: $(STAMP) ## only the chaos suite: kill -9 of ingester, fold, worker, broker and serve under load (part of `make test`)
+	$(BIN)/pytest -m chaos tests/chaos
 
 kafka: $(STAMP) ## run a local single-node Kafka broker on 127.0.0.1:9092 (Maven Central jars)
 	$(BIN)/tajo-events kafka --port 9092

@@ -6,6 +6,12 @@ arrives while a write is in flight go together in the next one, as one record ba
 broker acknowledged every batch its records were in; a failed write fails every caller in it.
 One `send` per record cost some 30 µs of Python per event; a batch costs that per partition.
 
+The topic must exist, with `partitions` partitions when the settings name a count: the services
+create it on purpose at start-up and the brokers never auto-create one. A missing topic or another
+count (events would go to other partitions than the fold's) fails every append at once, and the
+health and the log say why; nothing here asks a broker for one topic by name, which would let an
+auto-creating broker make it with its default count.
+
 An append the broker does not acknowledge within `append_timeout_s` (3 s: Brevo waits 5 s for an
 answer) fails. Once a write failed the log is known to be down: while the next write (the probe)
 is in flight, other appends fail at once instead of each waiting out the timeout; the first write
@@ -36,6 +42,11 @@ class KafkaLogSettings:
     topic: str
     append_timeout_s: float = 3.0
     linger_ms: int = 0  # batches still fill while a request is in flight; 0 keeps light traffic fast
+    partitions: int | None = None  # the count the topic must have (TAJO_PARTITIONS); None: any
+
+
+class TopicUnfit(LogUnavailable):
+    """The events topic is missing or has another partition count than configured."""
 
 
 @dataclass(slots=True)
@@ -59,9 +70,13 @@ class KafkaEventLog:
 
     async def start(self) -> None:
         try:
-            await self._connect()
-        except LogUnavailable as error:
-            log.warning("event log not reachable at start-up, will retry on demand: %s", error)
+            producer = await self._connect()
+            async with asyncio.timeout(self._settings.append_timeout_s):
+                await self._partition_count(producer)
+        except TopicUnfit as error:
+            log.error("refusing appends until the topic is fixed: %s", error)
+        except (LogUnavailable, KafkaError, TimeoutError) as error:
+            log.warning("event log not reachable at start-up, will retry on demand: %r", error)
 
     async def stop(self) -> None:
         if self._writer is not None:
@@ -100,13 +115,20 @@ class KafkaEventLog:
             group, self._pending = self._pending, []
             try:
                 async with asyncio.timeout(self._settings.append_timeout_s):
-                    count = len(await producer.partitions_for(topic))
+                    count = await self._partition_count(producer)
                     by_partition: dict[tuple[str, int], list[KeyValue]] = {}
                     for waiting in group:
                         for record in waiting.records:
                             placed = (topic, partition_of(record.key, count))
                             by_partition.setdefault(placed, []).append((record.key, record.value))
                     await asyncio.gather(*await send_batches(producer, by_partition))
+            except TopicUnfit as error:
+                if self._down != str(error):
+                    log.error("refusing %d appends: %s", len(group), error)
+                self._down = str(error)
+                _settle(group, error)
+                _settle(self._take_pending(), error)
+                continue
             except (KafkaError, TimeoutError) as error:
                 failure = LogUnavailable(f"append to {topic!r} failed: {error!r}")
                 if self._down is None:
@@ -137,14 +159,53 @@ class KafkaEventLog:
         except (LogUnavailable, KafkaError, TimeoutError) as error:
             return LogHealth(ok=False, detail=f"kafka: {error!r}")
         partitions = cluster.partitions_for_topic(topic)
-        if not partitions:
-            return LogHealth(ok=False, detail=f"kafka topic {topic} does not exist")
+        problem = self._topic_problem(partitions)
+        if problem is not None or not partitions:
+            return LogHealth(ok=False, detail=problem or f"kafka topic {topic} does not exist")
         leaderless = sorted(
             p for p in partitions if cluster.leader_for_partition(TopicPartition(topic, p)) in (None, -1)
         )
         if leaderless:
             return LogHealth(ok=False, detail=f"kafka topic {topic}: partitions {leaderless} have no leader")
         return LogHealth(ok=True, detail=f"kafka topic {topic} ({len(partitions)} partitions)")
+
+    async def _partition_count(self, producer: AIOKafkaProducer) -> int:
+        """The topic's partition count, once it is known to be fit; raises TopicUnfit otherwise.
+
+        From the producer's metadata cache when that shows it fit (no round trip); else from a
+        metadata request for every topic (which creates none), then the cache is brought up to date.
+        """
+        topic = self._settings.topic
+        known: set[int] | None = producer.client.cluster.partitions_for_topic(topic)
+        if known is not None and self._topic_problem(known) is None:
+            return len(known)
+        cluster = await producer.client.fetch_all_metadata()
+        problem = self._topic_problem(cluster.partitions_for_topic(topic))
+        if problem is not None:
+            raise TopicUnfit(problem)
+        if known is not None:
+            await producer.client.force_metadata_update()  # the cache had another count
+        known = await producer.partitions_for(topic)  # the topic exists: this asks for it safely
+        problem = self._topic_problem(known)
+        if problem is not None:
+            raise TopicUnfit(problem)
+        return len(known)
+
+    def _topic_problem(self, partitions: set[int] | None) -> str | None:
+        """Why the topic cannot take the events (missing, another partition count), or None."""
+        topic, wanted = self._settings.topic, self._settings.partitions
+        if not partitions:
+            return (
+                f"kafka topic {topic} does not exist: the services create it at start-up "
+                f"({wanted or 'TAJO_PARTITIONS'} partitions) unless TAJO_CREATE_TOPICS=false"
+            )
+        if wanted is not None and len(partitions) != wanted:
+            return (
+                f"kafka topic {topic} has {len(partitions)} partitions, not the {wanted} of TAJO_PARTITIONS: "
+                f"events would go to other partitions than the fold's; recreate the topic or set "
+                f"TAJO_PARTITIONS={len(partitions)}"
+            )
+        return None
 
     async def _connect(self) -> AIOKafkaProducer:
         if self._producer is not None:

@@ -17,8 +17,11 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import BaseModel
 
 from projections.holder import Projection, ProjectionHolder
+from projections.log_tail import LogTail
 from projections.openapi import Param, Route, openapi_document
+from projections.overview import NoStatus, Overview, PipelineStatus, Snapshot, overview
 from projections.store import ReadModel
+from projections.timeline import Timeline, timeline_view
 from projections.views import AlertFeed, CampaignList, CampaignStats, CustomerView, InboxFeed, SuppressionList
 from schemas.brevo_fields import normalize_email, normalize_phone
 from schemas.event import epoch_ms
@@ -38,6 +41,30 @@ class Feeder(Protocol):
         """Stops feeding."""
 
 
+class NoFeeder:
+    """A feeder with nothing to feed."""
+
+    async def start(self) -> None:
+        """Does nothing."""
+
+    async def stop(self) -> None:
+        """Does nothing."""
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Insight:
+    """What the overview and timelines read beside the read model: the log's tail, the runtime's status."""
+
+    tail: LogTail = field(default_factory=LogTail)
+    feeder: Feeder = field(default_factory=NoFeeder)
+    status: PipelineStatus = field(default_factory=NoStatus)
+    clock_ms: Callable[[], int] = _wall_clock_ms  # the wall clock: the overview's "now"
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """The bearer token services present to read projections."""
@@ -52,6 +79,8 @@ FEEDER = web.AppKey("feeder", Feeder)
 API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 OPENAPI = web.AppKey("openapi", bytes)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
+INSIGHT = web.AppKey("insight", Insight)
+SILENCE_ALERT_S = web.AppKey("silence_alert_s", float)
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -154,6 +183,34 @@ async def get_customer(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+async def get_timeline(request: web.Request) -> web.Response:
+    """The latest events of one customer (its email's and linked phone's), newest first; 404 as the view."""
+    address = normalize_address(request.match_info["address"])
+    if address is None:
+        raise BadRequest("not an email address or phone number")
+    addresses = _store(request).shown_addresses(address)
+    if addresses is None:
+        return _error(404, "Not Found", f"no customer {address}")
+    timelines = request.app[INSIGHT].tail.timelines
+    return _model(timeline_view(address, timelines.of(*addresses)))
+
+
+async def get_overview(request: web.Request) -> web.Response:
+    """The pipeline at a glance: the log's last hour, the fold's lag, actions, Brevo's silence, health."""
+    insight = request.app[INSIGHT]
+    status = insight.status
+    snapshot = Snapshot(
+        now_ms=insight.clock_ms(),
+        activity=insight.tail.activity,
+        fold=await status.fold(),
+        actions=await status.actions(),
+        services=await status.services(),
+        silence_threshold_s=request.app[SILENCE_ALERT_S],
+        projection_version=request[PINNED].version,
+    )
+    return _model(overview(snapshot))
+
+
 async def get_campaigns(request: web.Request) -> web.Response:
     """Every campaign and tag with its stats."""
     return _model(CampaignList(campaigns=_store(request).campaigns()))
@@ -180,7 +237,7 @@ async def get_alerts(request: web.Request) -> web.Response:
 
 async def get_inbox(request: web.Request) -> web.Response:
     """The newest support messages."""
-    return _model(InboxFeed(messages=_store(request).inbox(_limit(request))))
+    return _model(InboxFeed(messages=_store(request).inbox(_limit(request), _before(request))))
 
 
 async def get_openapi(request: web.Request) -> web.Response:
@@ -231,7 +288,30 @@ ROUTES: list[tuple[Route, Handler]] = [
         ),
         get_alerts,
     ),
-    (Route("/inbox", "List inbox", InboxFeed, (400, 401), (_LIMIT,)), get_inbox),
+    (
+        Route(
+            "/inbox",
+            "List inbox",
+            InboxFeed,
+            (400, 401),
+            (
+                _LIMIT,
+                Param("before", "query", {"type": "string", "format": "date-time"}, "only older messages"),
+            ),
+        ),
+        get_inbox,
+    ),
+    (
+        Route(
+            "/customers/{address}/timeline",
+            "Get customer timeline",
+            Timeline,
+            (400, 401, 404),
+            (Param("address", "path", _STRING, "an email (any case) or a phone number in E.164"),),
+        ),
+        get_timeline,
+    ),
+    (Route("/overview", "Get overview", Overview), get_overview),
     (Route("/openapi.json", "Get openapi", None, (), public=True), get_openapi),
 ]
 
@@ -290,12 +370,14 @@ def create_app(  # noqa: PLR0913 - the observability options are keyword-only
     observe: ObservabilitySettings | None = None,
     telemetry: Telemetry | None = None,
     metrics_route: bool = True,
+    insight: Insight | None = None,
 ) -> web.Application:
     """The projections API over a read model (or a holder of the one in service) the feeder keeps current.
 
     `/metrics` (unless not `metrics_route`: the app that mounts this one serves it) reads with the API's
     token, or without one when `observe` says so (TAJO_* variables by default); `telemetry` is the
-    registry it serves, one of its own by default.
+    registry it serves, one of its own by default. `insight` feeds the overview and the timelines (by
+    default an empty log tail, fed by nothing, and a status that knows nothing).
     """
     # No middleware: each handler is wrapped once here, with what it needs closed over (a middleware
     # costs two more coroutine layers on every request, a third of a customer read's own time).
@@ -304,6 +386,8 @@ def create_app(  # noqa: PLR0913 - the observability options are keyword-only
     holder = app[HOLDER] = store if isinstance(store, ProjectionHolder) else ProjectionHolder(store)
     app[FEEDER] = feeder
     observe = ObservabilitySettings.from_env(os.environ) if observe is None else observe
+    insight = app[INSIGHT] = Insight() if insight is None else insight
+    app[SILENCE_ALERT_S] = observe.silence_alert_s
     documented = [route for route, _ in ROUTES]
     if metrics_route:
         documented.append(
@@ -325,7 +409,13 @@ def create_app(  # noqa: PLR0913 - the observability options are keyword-only
         yield
         await app[FEEDER].stop()
 
+    async def run_tail(app: web.Application) -> AsyncIterator[None]:
+        await app[INSIGHT].feeder.start()
+        yield
+        await app[INSIGHT].feeder.stop()
+
     app.cleanup_ctx.append(run_feeder)
+    app.cleanup_ctx.append(run_tail)
     for route, handler in ROUTES:
         token = None if route.public else settings.api_token
         app.router.add_get(route.path, _serving(handler, holder, token, telemetry.counts_for(route.path)))

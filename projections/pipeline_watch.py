@@ -95,6 +95,16 @@ class PipelineWatch:
             dead_end=await read.end_offsets(topics.actions_dead),
         )
 
+    @property
+    def last(self) -> Positions | None:
+        """The last reading that succeeded (None before the first)."""
+        return self._last
+
+    @property
+    def failing(self) -> bool:
+        """True when the last reading failed."""
+        return self._failing
+
     def families(self) -> Iterator[Metric]:
         """The fold lag by partition, the actions by stage, and how old the reading is."""
         now = self._clock()

@@ -168,6 +168,13 @@ class ReadModel:
             return own, partner
         return None if partner is None else (partner, None)
 
+    def shown_addresses(self, address: str) -> tuple[str, ...] | None:
+        """The addresses whose states the view of `address` shows; None when unknown or deleted."""
+        shown = self._shown(address)
+        if shown is None:
+            return None
+        return tuple(state.address for state in shown if state is not None)
+
     def customer(self, address: str) -> CustomerView | None:
         """The merged view of the customer an email or phone belongs to; None when unknown or deleted."""
         shown = self._shown(address)
@@ -227,10 +234,10 @@ class ReadModel:
                 found.append(alert_view(alert))
         return found
 
-    def inbox(self, limit: int) -> list[InboxView]:
-        """The newest support messages."""
+    def inbox(self, limit: int, before: int | None = None) -> list[InboxView]:
+        """The newest support messages (older than `before`, epoch ms, when given)."""
         found: list[InboxView] = []
-        for message, holders in self._inbox.newest():
+        for message, holders in self._inbox.newest(before):
             if len(found) >= limit:
                 break
             if not all(map(self._hidden, holders)):

@@ -20,10 +20,12 @@ from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_events_topic,
 from eventlog.kafka_positions import KafkaPositions
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestConfigError, IngestSettings
-from projections.api import ApiSettings
+from projections.api import ApiSettings, Insight
 from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
+from projections.kafka_status import KafkaStatus
+from projections.log_tail import KafkaLogTailFeeder, LogTail
 from projections.pipeline_watch import PipelineTopics, PipelineWatch
 from tajo_events.errors import ConfigError
 from tajo_events.gc_tuning import tune_for_folding
@@ -31,6 +33,7 @@ from tajo_events.logging_setup import configure_logging, worker_logging_config
 from tajo_events.serving import run_app
 from tajo_events.settings import PipelineSettings
 from telemetry.metrics import Telemetry, TelemetryConfigError
+from webpage.routes import add_page
 
 if TYPE_CHECKING:
     from streams.app import WorkerSettings
@@ -58,6 +61,8 @@ def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "Worker
 
 async def _prepare_topics(pipeline: PipelineSettings) -> None:
     bootstrap, replicas = pipeline.require_kafka(), pipeline.replication_factor
+    if not pipeline.create_topics:  # made by hand: the ingester checks the events topic on each write
+        return
     await ensure_events_topic(bootstrap, pipeline.events_topic, pipeline.partitions, replicas)
     # The dead letters of the fold and of the effector (`tajo-events dlq`), one partition each: the
     # project's brokers create no topic on first use, and a send to a missing topic waits for it,
@@ -75,20 +80,25 @@ async def _prepare_topics(pipeline: PipelineSettings) -> None:
 def _ingest_app(pipeline: PipelineSettings) -> web.Application:
     settings = IngestSettings.from_env(os.environ)
     event_log = KafkaEventLog(
-        KafkaLogSettings(pipeline.require_kafka(), pipeline.events_topic, pipeline.append_timeout_s)
+        KafkaLogSettings(
+            pipeline.require_kafka(),
+            pipeline.events_topic,
+            pipeline.append_timeout_s,
+            partitions=pipeline.partitions,
+        )
     )
     return create_ingest_app(settings, event_log)
 
 
-def projections_app(pipeline: PipelineSettings) -> web.Application:
-    """The projections API on Kafka, with the fold's and the effector's progress in its `/metrics`."""
+def projections_app(pipeline: PipelineSettings, *, page: bool = True) -> web.Application:
+    """The projections API on Kafka, the fold's and the effector's progress in its `/metrics` and overview.
+
+    The page is at its root unless `page` is False (`serve` has it at its own).
+    """
     holder = ProjectionHolder()
     bootstrap = pipeline.require_kafka()
     feeder = GenerationalFeeder(bootstrap, pipeline.app_id, pipeline.events_topic, holder)
     telemetry = Telemetry()
-    app = create_projections_app(
-        ApiSettings(pipeline.require_api_token()), holder, feeder, telemetry=telemetry
-    )
     # the fold and the effector run in the worker: their progress is read from the broker at each scrape
     topics = PipelineTopics(
         events=pipeline.events_topic,
@@ -98,6 +108,13 @@ def projections_app(pipeline: PipelineSettings) -> web.Application:
         effects_group=effects_app_id(pipeline.app_id),
     )
     watch = PipelineWatch(KafkaPositions(bootstrap), topics)
+    tail = LogTail()
+    insight = Insight(
+        tail, KafkaLogTailFeeder(bootstrap, pipeline.events_topic, tail), KafkaStatus(watch, holder)
+    )
+    app = create_projections_app(
+        ApiSettings(pipeline.require_api_token()), holder, feeder, telemetry=telemetry, insight=insight
+    )
     telemetry.before_scrape(watch.refresh)
     telemetry.collect(watch.families)
 
@@ -105,6 +122,8 @@ def projections_app(pipeline: PipelineSettings) -> web.Application:
         await watch.close()
 
     app.on_cleanup.append(close_watch)
+    if page:
+        add_page(app, "")
     return app
 
 
@@ -175,7 +194,8 @@ def run_serve(pipeline: PipelineSettings, host: str, port: int) -> int:
         return 0
     asyncio.run(_prepare_topics(pipeline))
     app = _ingest_app(pipeline)
-    app.add_subapp("/api/", projections_app(pipeline))
+    app.add_subapp("/api/", projections_app(pipeline, page=False))
+    add_page(app, "/api")
     worker = subprocess.Popen([sys.executable, "-m", "tajo_events.cli", "worker"])
     try:
         run_app(app, host, port, _welcome(host, port, f"Kafka at {pipeline.bootstrap_servers}", None))

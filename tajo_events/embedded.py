@@ -5,6 +5,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -12,22 +13,25 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from eventlog.sqlite import SqliteEventLog
 from ingest.app import create_app as create_ingest_app
 from ingest.config import IngestSettings
-from projections.api import ApiSettings
+from projections.api import ApiSettings, Insight
 from projections.api import create_app as create_projections_app
 from projections.holder import ProjectionHolder
+from projections.log_tail import LogTail, LogTailFeeder
+from projections.overview import ActionCounts, FoldPosition, ServiceHealth
 from projections.store import ReadModel
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
 from streams.embedded import PARTITION, EmbeddedEffector, EmbeddedRunner, StateDb
 from streams.fold_faults import fold_handlers
 from telemetry.metrics import ObservabilitySettings, Telemetry
+from webpage.routes import add_page
 
 LOG_FILE = "log.db"
 STATE_FILE = "state.db"
 
 
 def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
-    """Ingester at `/webhooks/brevo`, projections under `/api/`, the fold running in between."""
+    """Ingester at `/webhooks/brevo`, projections under `/api/`, the fold in between, the page at `/`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     event_log = SqliteEventLog(data_dir / LOG_FILE)
     state_db = StateDb(data_dir / STATE_FILE)
@@ -47,6 +51,11 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
     app = create_ingest_app(
         IngestSettings.from_env(os.environ), event_log, observe=observe, telemetry=telemetry
     )
+    effectors: list[Effector] = []
+    brevo = BrevoSettings.from_env(os.environ)
+    tail = LogTail()
+    tail_feeder = LogTailFeeder(event_log, tail)
+    status = EmbeddedStatus(event_log, runner, effectors, configured=brevo is not None)
     projections = create_projections_app(
         ApiSettings(api_token),
         holder,
@@ -54,22 +63,73 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
         observe=observe,
         telemetry=telemetry.under("/api"),
         metrics_route=False,
+        insight=Insight(tail, tail_feeder, status),
     )
     app.add_subapp("/api/", projections)
+    add_page(app, "/api")
     _fold_metrics(telemetry, event_log, runner)
-    effectors: list[Effector] = []
     telemetry.collect(lambda: _effector_families(effectors))
-    brevo = BrevoSettings.from_env(os.environ)
     if brevo is not None:
         app.cleanup_ctx.append(_effector_context(data_dir / STATE_FILE, brevo, effectors))
     # aiohttp runs the ingester's clean-up (which stops the log) before the projections sub-app's
     # (which stops the runner): the runner is stopped first, at shutdown, so it never reads a closed log.
     app.on_shutdown.append(_stopper(runner))
+    app.on_shutdown.append(_stopper(tail_feeder))
     app.on_cleanup.append(_closer(state_db))
     return app
 
 
-def _stopper(runner: EmbeddedRunner) -> Callable[[web.Application], Awaitable[None]]:
+class EmbeddedStatus:
+    """The pipeline's status in this process: the log's head, the fold's position, the effector's counts."""
+
+    def __init__(
+        self,
+        event_log: SqliteEventLog,
+        runner: EmbeddedRunner,
+        effectors: list[Effector],
+        *,
+        configured: bool,
+    ) -> None:
+        self._log = event_log
+        self._runner = runner
+        self._effectors = effectors
+        self._configured = configured
+
+    async def fold(self) -> list[FoldPosition]:
+        head = await self._log.head()
+        return [FoldPosition(PARTITION, head.get(PARTITION, 0), self._runner.position)]
+
+    async def actions(self) -> ActionCounts:
+        if not self._configured:
+            return ActionCounts(None, None, "no BREVO_API_KEY: actions are queued, not carried out")
+        done = sum(e.outcomes[Outcome.DONE] for e in self._effectors)
+        dead = sum(e.outcomes[Outcome.GAVE_UP] for e in self._effectors)
+        return ActionCounts(done, dead, "since this process started")
+
+    async def services(self) -> list[ServiceHealth]:
+        health = await self._log.health()
+        position = self._runner.position
+        return [
+            ServiceHealth("ingester", "ok" if health.ok else "failing", health.detail),
+            ServiceHealth(
+                "fold",
+                "unknown" if position is None else "ok",
+                "starting" if position is None else f"folded up to offset {position}",
+            ),
+            ServiceHealth("projections", "ok", "answering"),
+            ServiceHealth(
+                "effector",
+                "ok" if self._configured else "unknown",
+                "running" if self._configured else "off (no BREVO_API_KEY)",
+            ),
+        ]
+
+
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
+def _stopper(runner: _Stoppable) -> Callable[[web.Application], Awaitable[None]]:
     async def stop(_: web.Application) -> None:
         await runner.stop()
 

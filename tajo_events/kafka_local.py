@@ -237,7 +237,14 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether a listener could bind the port now.
+
+    As the broker's own listener does (Java sets SO_REUSEADDR), connections of a killed broker left in
+    TIME_WAIT do not count: without it, a broker killed while clients were connected could not be
+    started again on its port for a minute.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

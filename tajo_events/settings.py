@@ -14,6 +14,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer") from error
 
 
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in {"1", "true", "yes", "0", "false", "no"}:
+        raise ConfigError(f"{name} must be true or false")
+    return value in {"1", "true", "yes"}
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         seconds = float(env.get(name, default))
@@ -27,6 +36,11 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 def data_dir_from_env(env: Mapping[str, str]) -> Path:
     """The folder the services keep their data in: TAJO_DATA_DIR, `.tajo-data` by default."""
     return Path(env.get("TAJO_DATA_DIR", ".tajo-data"))
+
+
+def read_timeout_from_env(env: Mapping[str, str]) -> float:
+    """TAJO_READ_TIMEOUT_S: how long a client may take to send a whole request (10 s by default)."""
+    return _seconds(env, "TAJO_READ_TIMEOUT_S", 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +58,7 @@ class PipelineSettings:
     session_timeout_s: float = 30.0
     stall_timeout_s: float = 60.0
     append_timeout_s: float = 3.0  # well inside the 5 s Brevo waits for an answer
+    create_topics: bool = True  # false: the topics are made by hand, the services only check them
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "PipelineSettings":
@@ -60,6 +75,7 @@ class PipelineSettings:
             session_timeout_s=_int(env, "TAJO_SESSION_TIMEOUT_S", 30),
             stall_timeout_s=_int(env, "TAJO_STALL_TIMEOUT_S", 60),
             append_timeout_s=_seconds(env, "TAJO_APPEND_TIMEOUT_S", 3.0),
+            create_topics=_flag(env, "TAJO_CREATE_TOPICS", default=True),
         )
 
     def require_kafka(self) -> str:

@@ -57,8 +57,14 @@ def test_services_without_a_broker_say_how_to_get_one() -> None:
         (["worker"], {"TAJO_PARTITIONS": "four"}, "TAJO_PARTITIONS must be an integer"),
         (["replay", "--from-time", "yesterday"], {}, "--from-time must be an ISO-8601 time"),
         (["serve"], {"TAJO_API_TOKEN": "t", "TAJO_MAX_BODY_BYTES": "0"}, "TAJO_MAX_BODY_BYTES"),
+        (
+            ["serve"],
+            {"TAJO_API_TOKEN": "t", "TAJO_READ_TIMEOUT_S": "0"},
+            "TAJO_READ_TIMEOUT_S must be a positive",
+        ),
+        (["worker"], {"TAJO_CREATE_TOPICS": "maybe"}, "TAJO_CREATE_TOPICS must be true or false"),
     ],
-    ids=["settings", "replay-arguments", "embedded-ingester"],
+    ids=["settings", "replay-arguments", "embedded-ingester", "read-timeout", "create-topics"],
 )
 def test_a_bad_setting_or_argument_is_named_with_exit_status_2(
     args: list[str], env: dict[str, str], said: str, tmp_path: Path

@@ -25,6 +25,7 @@ from ingest.openapi import ingest_openapi_document
 from projections.api import ROUTES
 from projections.openapi import openapi_document
 from tests.processes import free_port
+from webpage.routes import page_openapi_document
 
 WEBHOOK_TOKEN = "fuzz-webhook-token"  # a throw-away token of a throw-away server
 API_TOKEN = "fuzz-api-token"
@@ -35,6 +36,7 @@ INGEST = schemathesis.openapi.from_dict(ingest_openapi_document())
 PROJECTIONS = schemathesis.openapi.from_dict(
     openapi_document("tajo-events projections", [route for route, _ in ROUTES])
 )
+PAGE = schemathesis.openapi.from_dict(page_openapi_document())
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
@@ -92,10 +94,18 @@ def test_projection_routes_answer_only_documented_statuses(
     case.call_and_validate(base_url=f"{base_url}/api", headers=headers, checks=CHECKS, timeout=CALL_TIMEOUT_S)
 
 
+@PAGE.parametrize()
+@FUZZ
+def test_the_page_routes_answer_only_documented_statuses(case: schemathesis.Case[Any], base_url: str) -> None:
+    case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=CALL_TIMEOUT_S)
+
+
 def _documents_cover_every_route(paths: set[str]) -> None:
-    documented = set(ingest_openapi_document()["paths"]) | {
-        "/api" + path for path in openapi_document("p", [route for route, _ in ROUTES])["paths"]
-    }
+    documented = (
+        set(ingest_openapi_document()["paths"])
+        | {"/api" + path for path in openapi_document("p", [route for route, _ in ROUTES])["paths"]}
+        | set(page_openapi_document()["paths"])
+    )
     assert paths <= documented, paths - documented
 
 

@@ -119,6 +119,8 @@ PROTECTED = [
     "/suppressions",
     "/alerts",
     "/inbox",
+    "/overview",
+    "/customers/jane@example.com/timeline",
 ]
 
 

@@ -7,9 +7,6 @@ that a client merely names: an append to a missing topic fails, as the ingester'
 """
 
 import contextlib
-import os
-import re
-import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,15 +18,15 @@ from aiokafka.errors import KafkaError
 from eventlog.kafka import KafkaEventLog, KafkaLogSettings, ensure_topics, topic_partitions
 from eventlog.port import LogRecord, LogUnavailable
 from tajo_events.kafka_local import KafkaLocalError, _checked_java, ensure_jars
+from tests.broker_command import Broker
 from tests.kafka_helpers import read_topic
-from tests.processes import ChildProcess, command_line, eventually, free_port
+from tests.processes import command_line, eventually
 
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 4
 RECORDS = 200
 GROUP = "kept-offsets"
-READY = re.compile(r"broker pid (\d+);.*\nKAFKA_BOOTSTRAP_SERVERS=(\S+)\n")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,52 +39,9 @@ def broker_jars() -> None:
         pytest.skip(f"the local broker cannot run here: {error}")
 
 
-class BrokerCommand:
-    """`tajo-events kafka --port P --data-dir D` in a process of its own, and the Java broker it starts."""
-
-    def __init__(self, port: int, data_dir: Path, log_path: Path) -> None:
-        args = ["kafka", "--port", str(port), "--data-dir", str(data_dir)]
-        self.child = ChildProcess(args, {}, log_path)
-        self.log_path = log_path
-        self.java_pids: list[int] = []
-
-    async def start(self) -> str:
-        """Starts the command and waits for it to say the broker answers; returns the bootstrap servers."""
-        already = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.child.start()
-
-        async def ready() -> tuple[re.Match[str] | None, int | None]:
-            text = self.log_path.read_bytes()[already:].decode(errors="replace")
-            assert self.child.process is not None
-            return READY.search(text), self.child.process.poll()
-
-        match, exited = await eventually(ready, lambda found: found[0] is not None or found[1] is not None)
-        assert match is not None, f"the command exited ({exited}):\n{self.child.output()}"
-        self.java_pids.append(int(match.group(1)))
-        assert "kafka.Kafka" in command_line(self.java_pid)
-        return match.group(2)
-
-    @property
-    def java_pid(self) -> int:
-        return self.java_pids[-1]
-
-    def crash(self) -> int:
-        """SIGKILLs the Java broker, as a crash would; returns the command's exit code once it ends."""
-        os.kill(self.java_pid, signal.SIGKILL)
-        assert self.child.process is not None
-        return self.child.process.wait(timeout=60)  # it notices its broker died, and exits
-
-    def stop(self) -> None:
-        self.child.stop()  # SIGTERM: the command stops its broker
-        for pid in self.java_pids:  # and should the command have failed to, the brokers it started
-            if "kafka.Kafka" in command_line(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture
-def command(tmp_path: Path) -> Iterator[BrokerCommand]:
-    broker = BrokerCommand(free_port(), tmp_path / "kafka", tmp_path / "command.log")
+def command(tmp_path: Path) -> Iterator[Broker]:
+    broker = Broker(tmp_path / "kafka", tmp_path / "command.log")
     try:
         yield broker
     finally:
@@ -134,7 +88,7 @@ async def every_record(bootstrap: str, topic: str) -> list[tuple[bytes | None, b
 
 
 async def test_a_broker_killed_and_started_again_has_every_topic_record_and_offset(
-    command: BrokerCommand, tmp_path: Path
+    command: Broker, tmp_path: Path
 ) -> None:
     bootstrap = await command.start()
     topic = f"kept-{uuid.uuid4().hex[:8]}"
@@ -145,7 +99,7 @@ async def test_a_broker_killed_and_started_again_has_every_topic_record_and_offs
         await consumer.commit({tp: tp.partition + 1 for tp in partitions})
     first_pid = command.java_pid
 
-    assert command.crash() != 0
+    assert await command.kill() != 0
     assert command_line(first_pid) == []  # the broker is gone (and reaped)
     assert (tmp_path / "kafka" / "data" / "meta.properties").is_file()  # and its data is not
 
@@ -158,7 +112,7 @@ async def test_a_broker_killed_and_started_again_has_every_topic_record_and_offs
     assert offsets == {p: p + 1 for p in range(PARTITIONS)}
 
 
-async def test_an_append_to_a_missing_topic_fails_and_creates_nothing(command: BrokerCommand) -> None:
+async def test_an_append_to_a_missing_topic_fails_and_creates_nothing(command: Broker) -> None:
     bootstrap = await command.start()
     missing = f"missing-{uuid.uuid4().hex[:8]}"
     log = KafkaEventLog(KafkaLogSettings(bootstrap, missing, append_timeout_s=3.0))

@@ -230,7 +230,7 @@ def served(model: ReadModel) -> list[bytes]:
 
 # the service around the projections (HTTP, the changelog tail, the broker positions for /metrics) is no
 # projection: it may read a clock
-SERVICE_MODULES = {"api.py", "changelog.py", "pipeline_watch.py"}
+SERVICE_MODULES = {"api.py", "changelog.py", "pipeline_watch.py", "kafka_status.py"}
 FOLD_MODULES = sorted((ROOT / "domain").glob("*.py")) + sorted(
     p for p in (ROOT / "projections").glob("*.py") if p.name not in SERVICE_MODULES
 )
