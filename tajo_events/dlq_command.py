@@ -59,6 +59,7 @@ async def _run(pipeline: PipelineSettings, args: argparse.Namespace, out: TextIO
             pipeline.events_topic,
             pipeline.actions_topic,
             pipeline.replication_factor,
+            pipeline.create_topics,
         )
         return await _act(kafka, args, out)
     if not (pipeline.data_dir / LOG_FILE).exists():

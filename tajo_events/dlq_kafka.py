@@ -43,6 +43,7 @@ class KafkaDeadLetters:
     events_topic: str
     actions_topic: str
     replication_factor: int = 1
+    create_topics: bool = True  # the `.retried` topic, on the first retry (else it is made by hand)
 
     def _source(self, kind: Kind) -> str:
         return self.events_topic if kind == "event" else self.actions_topic
@@ -85,7 +86,8 @@ class KafkaDeadLetters:
         if entry.retried_at_ms is not None:
             return False
         notes = retried_topic(self._source(entry.kind))
-        await ensure_topics(self.bootstrap_servers, {notes: 1}, self.replication_factor, RETRIED_CONFIG)
+        if self.create_topics:
+            await ensure_topics(self.bootstrap_servers, {notes: 1}, self.replication_factor, RETRIED_CONFIG)
         if entry.kind == "event":
             log = KafkaEventLog(KafkaLogSettings(self.bootstrap_servers, self.events_topic))
             await log.start()
