@@ -411,7 +411,8 @@ class Worker:
             pid = self.fold_pid()
             if pid is not None:
                 with contextlib.suppress(OSError):
-                    if f"[{pid}] [INFO] {READY_LINE}" in self.phase.log.read_text(errors="replace"):
+                    lines = self.phase.log.read_text(errors="replace").splitlines()
+                    if any(f'"pid":{pid},' in line and READY_LINE in line for line in lines):  # JSON lines
                         return pid
             await asyncio.sleep(0.2)
         raise BenchError(f"the fold was not ready within {timeout_s:.0f} s:\n{self.phase.log_tail()}")

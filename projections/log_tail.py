@@ -63,12 +63,27 @@ class TailingLog(LogReader, Protocol):
         """Returns once a record after `offset` exists; raises TimeoutError after `timeout_s`."""
 
 
-class LogTailFeeder:
-    """Keeps a `LogTail` current from a single-partition tailing log (the embedded log); a `Feeder`."""
+class Pace(Protocol):
+    """When a reader sharing its process with the ingester may go on (`streams.embedded.BurstGate`)."""
 
-    def __init__(self, reader: TailingLog, tail: LogTail) -> None:
+    async def wait(self) -> None:
+        """Returns when the next batch may be applied."""
+
+    def caught_up(self) -> None:
+        """The reader reached the head."""
+
+
+class LogTailFeeder:
+    """Keeps a `LogTail` current from a single-partition tailing log (the embedded log); a `Feeder`.
+
+    With a `pace`, each batch waits for it: in `serve` the tail steps aside while a burst is appended,
+    as the fold does, rather than decode every event a second time beside the ingester.
+    """
+
+    def __init__(self, reader: "TailingLog", tail: LogTail, pace: Pace | None = None) -> None:
         self._reader = reader
         self._tail = tail
+        self._pace = pace
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -86,7 +101,11 @@ class LogTailFeeder:
         while True:
             try:
                 async for batch in self._reader.read_batches(ReadStart(offsets=dict(self._tail.positions))):
+                    if self._pace is not None:
+                        await self._pace.wait()
                     self._tail.apply(batch)
+                if self._pace is not None:
+                    self._pace.caught_up()
                 last = max(self._tail.positions.values(), default=0) - 1
                 with contextlib.suppress(TimeoutError):
                     await self._reader.wait_beyond(last, 1.0)

@@ -374,6 +374,31 @@ class BurstWatch:
 PAUSE_S = 0.1
 
 
+class BurstGate:
+    """Steps a reader of the embedded log aside while the ingester appends a burst.
+
+    A `BurstWatch` on the log's head. The fold has one; so has each other reader of the log in the
+    same process (the timelines' tail), with a watch of its own.
+    """
+
+    def __init__(self, reader: TailingReader, burst_rate: float = 2_500.0, max_defer_s: float = 30.0) -> None:
+        self._reader = reader
+        self._watch = BurstWatch(burst_rate, max_defer_s)
+
+    async def wait(self) -> None:
+        """Returns when the next batch may be read on: at once unless a burst is being appended."""
+        while True:
+            head = (await self._reader.head()).get(PARTITION, 0)
+            pause = self._watch.pause(head, time.monotonic())
+            if not pause:
+                return
+            await asyncio.sleep(pause)
+
+    def caught_up(self) -> None:
+        """The reader reached the head: the next fall behind starts a new deferral."""
+        self._watch.caught_up()
+
+
 class EmbeddedRunner:
     """Tails the log from the live version's position, folds each batch, commits, then tells `on_change`.
 
@@ -397,7 +422,7 @@ class EmbeddedRunner:
         self._handlers = handlers
         self._reader = reader
         self._linger_s = linger_s
-        self._burst = BurstWatch(burst_rate, max_defer_s)
+        self._gate = BurstGate(reader, burst_rate, max_defer_s)
         self._db = state_db
         self._on_change = on_change
         self._on_version = on_version
@@ -431,20 +456,12 @@ class EmbeddedRunner:
             records.extend(page)
             if len(records) >= self._batch:
                 if yield_to_bursts:
-                    await self._wait_out_burst()
+                    await self._gate.wait()
                 count += await self._fold(records)
                 records = []
         if records and yield_to_bursts:
-            await self._wait_out_burst()
+            await self._gate.wait()
         return count + (await self._fold(records) if records else 0)
-
-    async def _wait_out_burst(self) -> None:
-        while True:
-            head = (await self._reader.head()).get(PARTITION, 0)
-            pause = self._burst.pause(head, time.monotonic())
-            if not pause:
-                return
-            await asyncio.sleep(pause)
 
     async def _reload(self) -> None:
         states = await self._db.call(self._db.load)
@@ -456,7 +473,7 @@ class EmbeddedRunner:
                 if await self._db.call(self._db.live_version) != self._db.version:
                     await self._reload()
                 await self.catch_up(yield_to_bursts=True)
-                self._burst.caught_up()
+                self._gate.caught_up()
                 folded_up_to = await self._db.call(self._db.next_offset)
                 with contextlib.suppress(TimeoutError):
                     await self._reader.wait_beyond(folded_up_to - 1, 1.0)

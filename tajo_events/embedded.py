@@ -21,7 +21,7 @@ from projections.overview import ActionCounts, FoldPosition, ServiceHealth
 from projections.store import ReadModel
 from streams.brevo_api import BrevoSettings, HttpBrevoApi
 from streams.effector import Effector, Outcome
-from streams.embedded import PARTITION, EmbeddedEffector, EmbeddedRunner, StateDb
+from streams.embedded import PARTITION, BurstGate, EmbeddedEffector, EmbeddedRunner, StateDb
 from streams.fold_faults import fold_handlers
 from telemetry.metrics import ObservabilitySettings, Telemetry
 from webpage.routes import add_page
@@ -54,7 +54,7 @@ def create_embedded_app(data_dir: Path, api_token: str) -> web.Application:
     effectors: list[Effector] = []
     brevo = BrevoSettings.from_env(os.environ)
     tail = LogTail()
-    tail_feeder = LogTailFeeder(event_log, tail)
+    tail_feeder = LogTailFeeder(event_log, tail, BurstGate(event_log))
     status = EmbeddedStatus(event_log, runner, effectors, configured=brevo is not None)
     projections = create_projections_app(
         ApiSettings(api_token),

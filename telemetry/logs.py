@@ -66,7 +66,7 @@ def _request_extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, and more when there is more to say.
+    """One JSON object a line: time, level, logger, pid, message, and more when there is more to say.
 
     Within a request, request_id and route; on request lines, method, status and duration_ms too; an
     exception and a stack when the record has them.
@@ -81,6 +81,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # the worker's supervisor and its children write to one stream
             "message": record.getMessage(),
         }
         line.update(_request_extras(record))

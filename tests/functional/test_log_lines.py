@@ -37,7 +37,7 @@ ENV = {
     "TAJO_LOG_LEVEL": "DEBUG",
 }
 EMAIL = re.compile(r"[\w.+-]+(@|%40)[\w-]+(\.[\w-]+)+", re.IGNORECASE)
-REQUIRED = {"time", "level", "logger", "message"}
+REQUIRED = {"time", "level", "logger", "pid", "message"}
 REQUEST_LINE = {"request_id", "route", "method", "status", "duration_ms"}
 
 
