@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from domain.events import UndecodableEvent, decode_fold_event
-from eventlog.kafka import topic_partitions
+from eventlog.kafka_follow import Records, TopicFollower
 from eventlog.port import LoggedRecord, LogReader, LogUnavailable, ReadStart
 from projections.activity import Activity
 from projections.timeline import Timelines, entry_of
@@ -123,65 +121,25 @@ class KafkaLogTailFeeder:
     """Keeps a `LogTail` current from the events topic, from offset zero on every partition; a `Feeder`."""
 
     def __init__(self, bootstrap_servers: str, topic: str, tail: LogTail) -> None:
-        self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._tail = tail
-        self._task: asyncio.Task[None] | None = None
+        self._follower = TopicFollower(bootstrap_servers, topic, self._apply)
 
     async def start(self) -> None:
         """Tails the topic in the background; it may not exist yet."""
-        self._task = asyncio.create_task(self._run(), name=f"log-tail:{self._topic}")
+        self._follower.positions = dict(self._tail.positions)
+        self._follower.start(f"log-tail:{self._topic}")
 
     async def stop(self) -> None:
         """Stops tailing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._follower.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._follow()
-            except (KafkaError, TimeoutError) as error:
-                log.warning("events topic %s unreachable, retrying: %r", self._topic, error)
-                await asyncio.sleep(1.0)
-
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
+    def _apply(self, partition: int, records: Records) -> None:
+        self._tail.apply(
+            [
+                LoggedRecord(
+                    partition, int(r.offset), bytes(r.key or b""), bytes(r.value or b""), int(r.timestamp)
+                )
+                for r in records
+            ]
         )
-        await consumer.start()
-        try:
-            found = await self._partitions()
-            partitions = [TopicPartition(self._topic, p) for p in found]
-            consumer.assign(partitions)
-            for tp in partitions:
-                consumer.seek(tp, self._tail.positions.get(tp.partition, 0))
-            while True:
-                batches = await consumer.getmany(timeout_ms=500)
-                for tp, batch in batches.items():
-                    self._tail.apply(
-                        [
-                            LoggedRecord(
-                                tp.partition,
-                                int(r.offset),
-                                bytes(r.key or b""),
-                                bytes(r.value or b""),
-                                int(r.timestamp),
-                            )
-                            for r in batch
-                        ]
-                    )
-        finally:
-            await consumer.stop()
-
-    async def _partitions(self) -> list[int]:
-        while True:
-            found = await topic_partitions(self._bootstrap_servers, self._topic)
-            if found:
-                return found
-            await asyncio.sleep(0.5)
