@@ -13,7 +13,7 @@ from typing import IO, Any
 from ingest.config import WEBHOOK_CREDENTIALS
 from ingest.secret_files import SecretFileError, read_secret
 from tajo_events.errors import ConfigError
-from telemetry.logs import Redactor, formatter
+from telemetry.logs import Redactor, RepeatFilter, formatter
 
 SECRET_VARIABLES = (*WEBHOOK_CREDENTIALS, "TAJO_API_TOKEN", "BREVO_API_KEY")
 LOG_FORMATS = ("json", "text")
@@ -59,6 +59,7 @@ def configure_logging(env: Mapping[str, str] = os.environ, stream: IO[str] | Non
     """Replaces the root logger's handlers with one writing redacted lines to `stream` (stderr)."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(log_formatter(env))
+    handler.addFilter(RepeatFilter())
     logging.basicConfig(level=log_level(env), handlers=[handler], force=True)
     return handler
 
@@ -72,8 +73,14 @@ def worker_logging_config(env: Mapping[str, str] = os.environ) -> dict[str, Any]
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"tajo": {"()": log_formatter, "env": dict(env)}},
+        "filters": {"repeats": {"()": RepeatFilter}},
         "handlers": {
-            "default": {"class": "logging.StreamHandler", "formatter": "tajo", "stream": "ext://sys.stderr"}
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "tajo",
+                "filters": ["repeats"],
+                "stream": "ext://sys.stderr",
+            }
         },
         "root": {"level": log_level(env), "handlers": ["default"]},
     }

@@ -8,7 +8,8 @@ first character and its domain (`j***@example.com`).
 
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,47 @@ class Redactor:
         text = _BREVO_KEY.sub(REDACTED, text)
         text = _API_KEY_HEADER.sub(rf"\g<1>{REDACTED}", text)
         return _EMAIL.sub(mask_email, text)
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the same line of a chatty library through once per `window_s`.
+
+    aiokafka logs "Topic ... not found in cluster metadata" at ERROR on each metadata retry, every
+    100 ms: thousands of lines for one missing topic, burying what explains it. Lines of loggers
+    under `prefixes` with the same text are let through once per window; the next one let through
+    says how many were held back. Other loggers' lines always pass.
+    """
+
+    MAX_KEPT = 1_000  # distinct lines remembered; past that the memory starts afresh
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...] = ("aiokafka",),
+        window_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._prefixes = prefixes
+        self._window_s = window_s
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # line -> (let through at, held)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefixes):
+            return True
+        message = record.getMessage()
+        key = (record.name, record.levelno, message)
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._window_s:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        if len(self._seen) >= self.MAX_KEPT:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if seen is not None and seen[1]:
+            record.msg, record.args = f"{message} (and {seen[1]} more like it held back)", ()
+        return True
 
 
 def _request_extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ingest.auth import SIGNATURE_HEADER, sign
 from projections.store import ReadModel
 from tajo_events.embedded import create_embedded_app
 from tajo_events.logging_setup import configure_logging, worker_logging_config
-from telemetry.logs import AccessLogger, Redactor
+from telemetry.logs import AccessLogger, Redactor, RepeatFilter
 from tests.fakes.brevo_server import FakeBrevo
 from tests.processes import eventually
 
@@ -173,3 +173,34 @@ def test_the_redactor_masks_what_it_is_asked_to() -> None:
     assert redact("{'api-key': 'k-123'}") == "{'api-key': '[redacted]'}"
     assert redact("key xkeysib-abc-123 used") == "key [redacted] used"
     assert redact("event 3f2a... at 2024-05-01T12:00:00Z") == "event 3f2a... at 2024-05-01T12:00:00Z"
+
+
+def test_a_chatty_librarys_repeated_line_is_let_through_once_per_window() -> None:
+    now = [0.0]
+    repeats = RepeatFilter(window_s=10.0, clock=lambda: now[0])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    handler.addFilter(repeats)
+    chatty, ours = logging.getLogger("aiokafka.cluster.probe"), logging.getLogger("tests.log_lines.repeats")
+    for logger in (chatty, ours):
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        for _ in range(100):  # aiokafka's metadata retry, every 100 ms
+            chatty.error("Topic %s not found in cluster metadata", "t.events")
+            ours.warning("same line of ours")
+        chatty.error("Topic %s not found in cluster metadata", "other.events")  # another line passes
+        now[0] = 10.5
+        chatty.error("Topic %s not found in cluster metadata", "t.events")
+    finally:
+        for logger in (chatty, ours):
+            logger.removeHandler(handler)
+            logger.propagate = True
+    found = lines(stream)
+    assert found.count("tests.log_lines.repeats same line of ours") == 100  # only the prefixes are held
+    assert [line for line in found if line.startswith("aiokafka")] == [
+        "aiokafka.cluster.probe Topic t.events not found in cluster metadata",
+        "aiokafka.cluster.probe Topic other.events not found in cluster metadata",
+        "aiokafka.cluster.probe Topic t.events not found in cluster metadata (and 99 more like it held back)",
+    ]
