@@ -178,10 +178,11 @@ class BatchFold:
         batch.next_offsets[partition] = offset + 1
         try:
             event = decode_fold_event(record.value)
+            event_id, kind, address, _, at = event[:5]  # unpacked once: cheaper than reading fields by name
+            int(event_id, 16)  # an id that is no hex digest would stop the recent-ids check below, each time
         except Exception as error:  # any record the fold cannot read is set aside
             self._undecodable(record, error)
             return
-        event_id, kind, address, _, at = event[:5]  # unpacked once: cheaper than reading fields by name
         if address is None:
             key = event.key
             if key.startswith(CAMPAIGN_KEY_PREFIX):

@@ -86,7 +86,9 @@ class ReadDeadlineHandler(RequestHandler):
                 answer = {"error": "Request Timeout", "message": message}
                 timeout = web.HTTPRequestTimeout(text=json.dumps(answer), content_type="application/json")
                 request.content.set_exception(timeout)
-        elif not self._request_in_progress:  # headers not in yet, or an answered body still coming
+        elif not self._request_in_progress and not self._messages:
+            # headers not in yet, or an answered body still coming; a request parsed whole and queued
+            # (pipelined behind the one just answered) is not cut off
             self.force_close()
 
 

@@ -105,6 +105,21 @@ def test_a_record_that_does_not_decode_is_set_aside_and_marked_in_its_customer_s
     assert store.state().dead_letters == (FAILING.event_id,)
 
 
+def test_a_record_whose_event_id_is_no_hex_digest_is_set_aside_and_stays_aside_on_a_refold() -> None:
+    odd = orjson.loads(encode_event(FAILING)) | {"event_id": "not-hex"}  # not what the ingester writes
+    log = log_of([*BEFORE])
+    log.append(LoggedRecord(0, 1, ADDRESS.encode(), orjson.dumps(odd), 0))
+    log += records(AFTER, first=2)
+    store = FaultyStore()
+    store.fold_records(log)
+    assert [(offset, event_id, kind) for offset, event_id, kind in store.dead] == [
+        (1, "not-hex", "ValueError")
+    ]
+    assert store.state().email_channel.delivered == 1 + len(AFTER)
+    store.fold_records(log)  # the same records again (a restart before the commit): nothing raises
+    assert store.state().email_channel.delivered == 1 + len(AFTER)
+
+
 def test_an_injected_fault_raises_only_for_the_named_ids() -> None:
     handlers = fold_handlers({FAULT_VARIABLE: f" {FAILING.event_id} ,"})
     state = CustomerState(address=ADDRESS, kind="email", email=ADDRESS)
