@@ -86,6 +86,9 @@ class Batch:
         return bool(self.states or self.seen or self.actions or self.dead)
 
 
+CHECKPOINT_RECORDS = 50_000  # records kept for bringing a state back before a checkpoint drops them
+
+
 @dataclass(slots=True)
 class _Customer:
     key: str
@@ -100,6 +103,7 @@ class _Customer:
     dirty: bool = False  # the state (or only its position) changed
     seen_dirty: bool = False
     touched: bool = False  # listed among the batch's touched keys
+    paged: bool = False  # has records among those kept since the last checkpoint
 
 
 @dataclass(slots=True)
@@ -142,7 +146,9 @@ class BatchFold:
         self._campaigns: dict[str, _Campaign] = {}
         self._touched: dict[str, _Customer] = {}  # the customers this batch changed, in order
         self._batch = Batch()
-        self._pages: list[Sequence[Record]] = []  # the batch's records, as handed over
+        self._pages: list[Sequence[Record]] = []  # the batch's records since the checkpoint, as handed over
+        self._kept = 0  # how many records the pages hold
+        self._paged: list[_Customer] = []  # the customers with records among them
         self.forgets = 0
 
     @property
@@ -161,7 +167,10 @@ class BatchFold:
         """Folds each record in turn."""
         if not isinstance(records, list | tuple):
             records = list(records)
+        if self._kept >= CHECKPOINT_RECORDS:
+            self._checkpoint()
         self._pages.append(records)  # kept until `take()`, to bring a state back if an event fails
+        self._kept += len(records)
         add = self._add
         for record in records:
             add(record)
@@ -170,7 +179,7 @@ class BatchFold:
         """Folds one record."""
         self.add_all((record,))
 
-    def _add(self, record: Record) -> None:  # noqa: PLR0912 - one function on the hot path, no call per step
+    def _add(self, record: Record) -> None:  # noqa: PLR0912, PLR0915 - one function on the hot path, no call per step
         batch = self._batch
         batch.records += 1
         offset = record.offset
@@ -197,6 +206,9 @@ class BatchFold:
         if not customer.touched:
             customer.touched = True
             self._touched[address] = customer
+        if not customer.paged:
+            customer.paged = True
+            self._paged.append(customer)
         if offset <= customer.offset:  # folded before; its id may not have reached the store
             batch.refolds += 1
             seen = customer.seen
@@ -230,7 +242,7 @@ class BatchFold:
         """The batch so far, each touched key encoded once; the next batch starts empty."""
         batch, self._batch = self._batch, Batch()
         touched, self._touched = self._touched, {}
-        self._pages = []
+        self._drop_pages()
         states = batch.states
         seen = batch.seen
         partitions = batch.partitions
@@ -284,6 +296,24 @@ class BatchFold:
         customer = self._customers[key] = _Customer(key, state, offset, seen, partition, stored)
         return customer
 
+    def _checkpoint(self) -> None:
+        """Each customer with records in the kept pages gets its state now as its base; the pages go.
+
+        A fold that takes its batch once at the end (a replay, a rebuild in memory) would otherwise
+        keep every record of the log.
+        """
+        for customer in self._paged:
+            customer.base = tracked(customer.offset, encode_state(customer.state))
+            customer.unfolded = None
+        self._drop_pages()
+
+    def _drop_pages(self) -> None:
+        for customer in self._paged:
+            customer.paged = False
+        self._paged = []
+        self._pages = []
+        self._kept = 0
+
     def _set_aside(self, customer: _Customer, event: FoldEvent, record: Record, error: Exception) -> None:
         """A handler raised: the state as it was before the event, the event marked, the record kept."""
         customer.seen.discard(event.event_id)  # not folded: a later record of it is no duplicate
@@ -336,6 +366,9 @@ class BatchFold:
             if not customer.touched:
                 customer.touched = True
                 self._touched[address] = customer
+            if not customer.paged:
+                customer.paged = True
+                self._paged.append(customer)
             if record.offset <= customer.offset:
                 self._batch.refolds += 1
                 return

@@ -168,3 +168,30 @@ def test_two_failures_and_a_duplicate_in_one_batch_leave_what_one_by_one_leaves(
     assert state.dead_letters == (first.event_id, second.event_id)
     assert (state.email_channel.delivered, state.email_channel.opens, state.email_channel.clicks) == (2, 1, 0)
     assert [offset for offset, _, _ in batched.dead] == [2, 4]
+
+
+@pytest.mark.parametrize("checkpoint", [1, 2, 3])
+def test_a_fold_taken_once_at_the_end_keeps_few_records_and_still_brings_a_failed_state_back(
+    checkpoint: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = "other@example.com"
+    mixed = [event(n, n, "delivered", email=other if n % 3 == 0 else ADDRESS) for n in range(12)]
+    failing = event(20, 20, "opened")
+    log = log_of([*mixed, failing, event(21, 21, "delivered"), event(22, 22, "clicked", email=other)])
+    handlers = fold_handlers({FAULT_VARIABLE: failing.event_id})
+
+    def fold_page_by_page() -> tuple[dict[str, bytes], int]:
+        folder = BatchFold(lambda _key: None, lambda _key: None, handlers=handlers)  # as a replay folds
+        most_kept = 0
+        for record in log:
+            folder.add_all([record])
+            most_kept = max(most_kept, folder._kept)  # what the checkpoint bounds
+        return folder.take().states, most_kept
+
+    unbounded, kept_without = fold_page_by_page()
+    monkeypatch.setattr("domain.batch.CHECKPOINT_RECORDS", checkpoint)
+    bounded, kept_with = fold_page_by_page()
+    assert bounded == unbounded  # the handler's half change undone from the checkpoint's state
+    assert decode_state(bounded[ADDRESS]).dead_letters == (failing.event_id,)
+    assert kept_without == len(log)
+    assert kept_with <= checkpoint + 1
