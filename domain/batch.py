@@ -86,7 +86,7 @@ class Batch:
         return bool(self.states or self.seen or self.actions or self.dead)
 
 
-CHECKPOINT_RECORDS = 50_000  # records kept for bringing a state back before a checkpoint drops them
+CHECKPOINT_RECORDS = 100_000  # records kept for bringing a state back before a checkpoint drops them
 
 
 @dataclass(slots=True)
