@@ -156,9 +156,8 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
 
         control = GenerationControl(pipeline.require_kafka(), pipeline.app_id, pipeline.replication_factor)
         return asyncio.run(supervise(control, effects=brevo is not None))
-    from faust.worker import Worker
-
     from streams.app import create_effects_app, create_faust_app
+    from streams.stop_deadline import DeadlineWorker
 
     settings = _worker_settings(pipeline, generation)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +168,7 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
         app = create_effects_app(settings, brevo)
     else:
         raise ConfigError("the effector needs BREVO_API_KEY")
-    Worker(
+    DeadlineWorker(
         app, loglevel="INFO", quiet=True, logging_config=worker_logging_config()
     ).execute_from_commandline()
     return 0
