@@ -10,7 +10,7 @@ embedded log they are rows of the state file (`streams.embedded`).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import orjson
 
@@ -115,6 +115,32 @@ def headers_of(  # noqa: PLR0913 - each header is a field of the dead letter
     if source_offset is not None:
         headers.append((SOURCE_OFFSET, str(source_offset).encode()))
     return headers
+
+
+class SetAside(Protocol):
+    """An event the fold set aside, as `domain.dead_letters.DeadLetter` describes it."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def error_type(self) -> str: ...
+    @property
+    def error(self) -> str: ...
+
+
+def event_headers(letter: SetAside, source_topic: str, at_ms: int) -> Headers:
+    """The headers of an event's dead-letter record: its error (redacted) and where it came from."""
+    return headers_of(
+        "event",
+        error_type=letter.error_type,
+        error=safe_error(letter.error),
+        source_topic=source_topic,
+        source_partition=letter.partition,
+        source_offset=letter.offset,
+        at_ms=at_ms,
+    )
 
 
 def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:

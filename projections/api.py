@@ -252,6 +252,7 @@ _LIMIT = Param(
     "how many",
 )
 _STRING: dict[str, Any] = {"type": "string"}
+_ADDRESS = Param("address", "path", _STRING, "an email (any case) or a phone number in E.164")
 ROUTES: list[tuple[Route, Handler]] = [
     (
         Route(
@@ -259,7 +260,7 @@ ROUTES: list[tuple[Route, Handler]] = [
             "Get customer",
             CustomerView,
             (400, 401, 404),
-            (Param("address", "path", _STRING, "an email (any case) or a phone number in E.164"),),
+            (_ADDRESS,),
         ),
         get_customer,
     ),
@@ -307,7 +308,7 @@ ROUTES: list[tuple[Route, Handler]] = [
             "Get customer timeline",
             Timeline,
             (400, 401, 404),
-            (Param("address", "path", _STRING, "an email (any case) or a phone number in E.164"),),
+            (_ADDRESS,),
         ),
         get_timeline,
     ),

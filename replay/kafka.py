@@ -26,7 +26,7 @@ from domain.actions import Action, encode_action
 from domain.batch import BatchFold, encode_position, position_key
 from domain.dead_letters import DeadLetter
 from domain.fold import HANDLERS, Handler
-from eventlog.dead_letters import dead_topic, headers_of, safe_error
+from eventlog.dead_letters import dead_topic, event_headers
 from eventlog.generations import GenerationControl, changelog_topic, fold_app_id, seen_changelog_topic
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import ReadStart
@@ -176,15 +176,7 @@ async def _publish(
             await producer.send(pipeline.actions_topic, encode_action(action), key=action.address.encode())
         now = wall_clock_ms()
         for letter in build.tail_dead:
-            headers = headers_of(
-                "event",
-                error_type=letter.error_type,
-                error=safe_error(letter.error),
-                source_topic=pipeline.events_topic,
-                source_partition=letter.partition,
-                source_offset=letter.offset,
-                at_ms=now,
-            )
+            headers = event_headers(letter, pipeline.events_topic, now)
             await producer.send(
                 dead_topic(pipeline.events_topic),
                 letter.value,

@@ -31,7 +31,7 @@ from typing import TypeVar
 from domain.actions import encode_action
 from domain.batch import Batch, BatchFold, Record, decode_position, encode_position, position_key
 from domain.fold import HANDLERS, Handler
-from eventlog.dead_letters import dead_topic, headers_of, safe_error
+from eventlog.dead_letters import dead_topic, event_headers
 from eventlog.kafka_writer import KeyValue, PartitionWriter
 from eventlog.sqlite import wall_clock_ms
 from schemas.event_types import EventType
@@ -239,15 +239,7 @@ class TableFold:
                 letter.error_type,
                 letter.error,
             )
-            headers = headers_of(
-                "event",
-                error_type=letter.error_type,
-                error=safe_error(letter.error),
-                source_topic=self.events_topic,
-                source_partition=letter.partition,
-                source_offset=letter.offset,
-                at_ms=now,
-            )
+            headers = event_headers(letter, self.events_topic, now)
             out.append(((letter.address or "").encode(), letter.value, headers))
         return out
 
