@@ -1,4 +1,4 @@
-"""A liveness guard for the fold's Faust worker: exit when an owned partition stops moving.
+"""A liveness guard for the fold's Faust worker: exit when an owned partition or a rebalance stops moving.
 
 After a rebalance, faust-streaming can keep a partition assigned to a worker that never fetches
 it again (seen here when a worker joins just after another became ready). Processing of those
@@ -7,11 +7,20 @@ of rebalances and table recovery: when one has records past the group's committe
 offset has not moved for `stall_timeout_s`, it exits the process. The supervisor starts it again,
 the group rebalances, and the partition is read from its committed offset: nothing is lost, and
 re-reading what was folded but not committed changes nothing (the fold drops duplicates).
+
+Faust can also hang inside a rebalance or a table recovery (faust-streaming issues 21, 74, 133:
+a recovery or a "wait for streams" that never ends; seen here as a worker that took over its
+partner's partitions and never became ready again). Faust counts the whole time from a revocation
+to "Worker ready" as rebalancing, so the partition watch stands aside then; a second watch takes
+over (`watch_transitions`): when the group generation and the changelog offsets recovery has read
+stay the same for `stall_timeout_s`, the worker exits the same way.
 """
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Hashable
 
 import faust
 
@@ -52,6 +61,34 @@ class StallGuard:
         self._since.clear()
 
 
+class TransitionWatch:
+    """Since when a rebalance or table recovery has shown no progress."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._last: tuple[Hashable, float] | None = None
+
+    def stuck(self, progress: Hashable, now: float) -> bool:
+        """True when `progress` has been the same for the timeout while the transition lasted."""
+        if self._last is None or self._last[0] != progress:
+            self._last = (progress, now)
+            return False
+        return now - self._last[1] >= self.timeout_s
+
+    def over(self) -> None:
+        """The transition ended (the worker is ready again)."""
+        self._last = None
+
+
+def _transition_progress(app: faust.App) -> tuple[int, int, int, int, int]:
+    """What moves while a rebalance or recovery goes well: the generation, the changelog offsets read."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    active = [offset for offset in recovery.active_offsets.values() if offset is not None]
+    standby = [offset for offset in recovery.standby_offsets.values() if offset is not None]
+    generation: int = app.consumer_generation_id
+    return generation, len(active), sum(active), len(standby), sum(standby)
+
+
 def watch_for_stalls(
     app: faust.App, bootstrap_servers: str, topic: str, group: str, timeout_s: float
 ) -> None:
@@ -62,7 +99,7 @@ def watch_for_stalls(
 
     async def check_for_stalls() -> None:
         if app.rebalancing or app.in_recovery:
-            guard.reset()
+            guard.reset()  # the transition watch (a thread of its own) looks after this time
             return
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
         if not owned:
@@ -78,3 +115,34 @@ def watch_for_stalls(
             os._exit(STALLED_EXIT_CODE)  # committed offsets are backed by acknowledged writes
 
     app.timer(interval=max(1.0, timeout_s / 6))(check_for_stalls)
+
+
+def watch_transitions(app: faust.App, timeout_s: float) -> threading.Thread | None:
+    """Starts the transition watch on a daemon thread of its own; a timeout of 0 turns it off.
+
+    Not a Faust timer: Faust starts an app's timers only once its first table recovery is complete,
+    and a hang in that first recovery is one to catch. A thread also sees a hang that blocks the
+    event loop. Until its first rebalance has ended the worker counts as in transition too.
+    """
+    if timeout_s <= 0:
+        return None
+    watch = TransitionWatch(timeout_s)
+
+    def run() -> None:
+        while True:
+            time.sleep(max(1.0, timeout_s / 6))
+            if app.rebalancing or app.in_recovery or app.rebalancing_count == 0:
+                progress = _transition_progress(app)
+                if watch.stuck(progress, time.monotonic()):
+                    log.error(
+                        "rebalance or recovery made no progress for %.0fs (generation %d); exiting to rejoin",
+                        timeout_s,
+                        progress[0],
+                    )
+                    os._exit(STALLED_EXIT_CODE)
+            else:
+                watch.over()
+
+    thread = threading.Thread(target=run, name="transition-watch", daemon=True)
+    thread.start()
+    return thread

@@ -157,6 +157,7 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
         control = GenerationControl(pipeline.require_kafka(), pipeline.app_id, pipeline.replication_factor)
         return asyncio.run(supervise(control, effects=brevo is not None))
     from streams.app import create_effects_app, create_faust_app
+    from streams.stall import watch_transitions
     from streams.stop_deadline import DeadlineWorker
 
     settings = _worker_settings(pipeline, generation)
@@ -168,6 +169,7 @@ def run_worker(pipeline: PipelineSettings, role: str = "supervisor", generation:
         app = create_effects_app(settings, brevo)
     else:
         raise ConfigError("the effector needs BREVO_API_KEY")
+    watch_transitions(app, settings.stall_timeout_s)  # a rebalance or recovery that hangs ends the process
     DeadlineWorker(
         app, loglevel="INFO", quiet=True, logging_config=worker_logging_config()
     ).execute_from_commandline()

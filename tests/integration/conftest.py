@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end suites: a pipeline of its own per test, on the session's broker."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,16 @@ from projections.api import create_app as create_projections_app
 from projections.generational import GenerationalFeeder
 from projections.holder import ProjectionHolder
 from tests.integration.pipeline import API_TOKEN, PARTITIONS, SECRET, ClientFactory, Pipeline
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed pipeline test shows what its workers' logs say of groups, recovery and warnings."""
+    report: pytest.TestReport = yield
+    running = getattr(item, "funcargs", {}).get("pipeline")
+    if report.failed and isinstance(running, Pipeline) and running.workers:
+        report.sections.append(("workers' logs", running.worker_story()))
+    return report
 
 
 @pytest.fixture

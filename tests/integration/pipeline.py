@@ -1,5 +1,6 @@
 """A running pipeline for end-to-end tests: ingester and API in this process, Faust workers as children."""
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +48,13 @@ class Pipeline:
 
     def start_worker(self) -> ChildProcess:
         env = (
-            self.worker_env
-            | self.command_env
+            self.command_env
             | {
                 "TAJO_DATA_DIR": str(self.tmp_path / "data"),
                 "TAJO_SESSION_TIMEOUT_S": "6",
                 "TAJO_STALL_TIMEOUT_S": "20",
             }
+            | self.worker_env
         )
         log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
         worker = ChildProcess(["worker"], env, log_path).start()
@@ -95,3 +96,44 @@ class Pipeline:
     async def get(self, path: str) -> tuple[int, Any]:
         response = await self.api.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"})
         return response.status, await response.json()
+
+    def worker_story(self, lines_per_worker: int = 40) -> str:
+        """The last group, recovery, supervisor and warning lines of each worker's log: what a failed
+        test prints to tell a hang in a rebalance from a skipped record or a crashed fold."""
+        parts = []
+        for index, worker in enumerate(self.workers):
+            kept = [_story_line(line) for line in worker.output().splitlines() if _tells(line)]
+            parts.append(f"worker-{index} ({worker.log_path}):")
+            parts.extend(kept[-lines_per_worker:])
+        return "\n".join(parts)
+
+
+_TOLD_LOGGERS = (
+    "aiokafka.consumer.group_coordinator",
+    "faust.tables.recovery",
+    "tajo_events.supervisor",
+    "streams.",
+)
+_APP_PREFIX = re.compile(r"^test-[0-9a-f]{8}[.-]")
+_TOPIC_PARTITION = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
+
+
+def _tells(line: str) -> bool:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return bool(line.strip())  # a traceback or a line printed before logging was set up
+    if not isinstance(record, dict):
+        return False
+    logger = str(record.get("logger", ""))
+    return record.get("level") in {"WARNING", "ERROR", "CRITICAL"} or logger.startswith(_TOLD_LOGGERS)
+
+
+def _story_line(line: str) -> str:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line[:300]
+    message = _TOPIC_PARTITION.sub(lambda m: f"{_APP_PREFIX.sub('', m[1])}/{m[2]}", str(record["message"]))
+    when = str(record.get("time", ""))[11:23]
+    return f"{when} {record.get('pid')} {record.get('level')} {record.get('logger')}: {message[:300]}"
