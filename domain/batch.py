@@ -216,7 +216,11 @@ class BatchFold:
                 seen.add(event_id, at, offset)
                 customer.seen_dirty = True
             return
-        if customer.seen.admit(event_id, at, offset):
+        # A re-submitted copy (`dlq retry`) is folded only while its original stands set aside: where
+        # the original folded (a replay after the fix) the copy is a duplicate at any distance in time.
+        if (not event.resubmitted or event_id in customer.state.dead_letters) and customer.seen.admit(
+            event_id, at, offset
+        ):
             state = customer.state
             try:
                 actions = handler(state, event)

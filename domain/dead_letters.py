@@ -6,6 +6,9 @@ before the event, marks the event's id in the state (`mark`), and hands the reco
 `DeadLetter` for the runtime to keep beside the state, in the same commit. A later record with the
 same id (a re-submission after a fix, `tajo-events dlq retry`, or Brevo's own retry) folds as any
 event and clears the mark (`clear`). The rule reads only the log, so a replay marks the same events.
+`dlq retry` puts the copy back marked `resubmitted` (`resubmitted_copy`): the fold takes a marked copy
+only while the original's id is marked, so a replay in which the original folds (the fix is in the
+code by then) drops the copy, however long after the original it came.
 """
 
 from typing import NamedTuple
@@ -47,6 +50,22 @@ def mark(state: CustomerState, event_id: str) -> None:
 def clear(state: CustomerState, event_id: str) -> None:
     """A dead-lettered event has now been folded: its mark goes."""
     state.dead_letters = tuple(kept for kept in state.dead_letters if kept != event_id)
+
+
+def resubmitted_copy(value: bytes) -> bytes:
+    """The record a dead-lettered event goes back to the log as, marked when it can be.
+
+    A JSON object gets `"resubmitted": true`, so the fold takes it only while the original stands set
+    aside; other bytes go back as they were.
+    """
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if not isinstance(raw, dict):
+        return value
+    raw["resubmitted"] = True
+    return orjson.dumps(raw)
 
 
 def resubmission_key(value: bytes) -> bytes:

@@ -40,6 +40,7 @@ class FoldEvent(NamedTuple):
     phone: str | None = None
     list_ids: tuple[int, ...] = ()
     email_blacklisted: bool | None = None
+    resubmitted: bool = False  # put back by `dlq retry`: folded only while the original is set aside
 
     @property
     def key(self) -> str:
@@ -64,6 +65,7 @@ class FoldEvent(NamedTuple):
             event.phone,
             event.list_ids,
             event.email_blacklisted,
+            event.resubmitted,
         )
 
 
@@ -100,6 +102,7 @@ def decode_fold_event(data: bytes) -> FoldEvent:
                 raw.get("phone"),
                 tuple(raw.get("list_ids", ())),
                 raw.get("email_blacklisted"),
+                raw.get("resubmitted") is True,
             ),
         )
     except UnknownSchemaVersion as error:

@@ -30,6 +30,10 @@ def _empty(value: tuple[object, ...]) -> bool:
     return not value
 
 
+def _false(value: bool) -> bool:
+    return not value
+
+
 class CanonicalEvent(BaseModel):
     """A Brevo event in canonical form, keyed by the customer address it concerns."""
 
@@ -102,6 +106,17 @@ class CanonicalEvent(BaseModel):
         Field(exclude_if=_none, description="Contact events: `emailBlacklisted`, when the event says."),
     ] = None
     payload: Annotated[dict[str, JsonValue], Field(description="The Brevo payload, kept whole.")]
+    resubmitted: Annotated[
+        bool,
+        Field(
+            exclude_if=_false,
+            description=(
+                "A dead-lettered event put back in the log by `tajo-events dlq retry`: the fold takes it only"
+                " while the original stands set aside (its id among the customer's dead letters), so a"
+                " replay in which the original folded drops the copy."
+            ),
+        ),
+    ] = False
 
     @property
     def key(self) -> str:

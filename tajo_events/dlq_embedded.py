@@ -9,7 +9,7 @@ action back in the outbox (`done = 0`), where the running effector takes it.
 import sqlite3
 from pathlib import Path
 
-from domain.dead_letters import resubmission_key
+from domain.dead_letters import resubmission_key, resubmitted_copy
 from eventlog.dead_letters import DeadEntry
 from eventlog.port import LogRecord
 from eventlog.sqlite import SqliteEventLog, wall_clock_ms
@@ -73,7 +73,7 @@ class EmbeddedDeadLetters:
         log = SqliteEventLog(self._log_path)
         await log.start()
         try:
-            await log.append([LogRecord(resubmission_key(entry.value), entry.value)])
+            await log.append([LogRecord(resubmission_key(entry.value), resubmitted_copy(entry.value))])
         finally:
             await log.stop()
         # Stamped after the append: a crash in between leaves it to retry again, and the fold drops

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from domain.actions import decode_action
-from domain.dead_letters import resubmission_key
+from domain.dead_letters import resubmission_key, resubmitted_copy
 from eventlog.dead_letters import (
     RETRIED_CONFIG,
     DeadEntry,
@@ -92,7 +92,7 @@ class KafkaDeadLetters:
             log = KafkaEventLog(KafkaLogSettings(self.bootstrap_servers, self.events_topic))
             await log.start()
             try:
-                await log.append([LogRecord(resubmission_key(entry.value), entry.value)])
+                await log.append([LogRecord(resubmission_key(entry.value), resubmitted_copy(entry.value))])
             finally:
                 await log.stop()
         producer = AIOKafkaProducer(

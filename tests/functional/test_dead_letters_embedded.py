@@ -54,6 +54,16 @@ async def dlq(data_dir: Path, *args: str) -> tuple[int, str]:
     return code, out
 
 
+async def logged(data_dir: Path) -> list[Any]:
+    """Every event in the embedded log, as JSON."""
+    log = SqliteEventLog(data_dir / LOG_FILE)
+    await log.start()
+    try:
+        return [orjson.loads(record.value) async for record in log.read(ReadStart())]
+    finally:
+        await log.stop()
+
+
 async def test_a_failing_event_is_dead_lettered_and_a_retry_after_the_fix_folds_it_once(
     tmp_path: Path,
 ) -> None:
@@ -101,6 +111,10 @@ async def test_a_failing_event_is_dead_lettered_and_a_retry_after_the_fix_folds_
         fixed.stop()
     code, out, _ = await run_command(["replay", "--verify"], {"TAJO_DATA_DIR": str(data)}, within=60)
     assert code == 0, out  # the live state is a rebuild of the log: the retried event counted once
+    marked = [
+        (e["event_id"], e.get("resubmitted")) for e in await logged(data) if e["event_id"] == failing_id
+    ]
+    assert marked == [(failing_id, None), (failing_id, True)]  # the original, then the copy marked
 
 
 async def test_an_unknown_id_is_named_with_exit_status_1(tmp_path: Path) -> None:

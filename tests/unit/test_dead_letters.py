@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from domain.batch import BatchFold
-from domain.dead_letters import MAX_ERROR_CHARS, describe
+from domain.dead_letters import MAX_ERROR_CHARS, describe, resubmitted_copy
 from domain.dedup import SeenEvents
 from domain.events import FoldEvent as BatchFoldEvent
 from domain.state import CustomerState, decode_state, encode_state
@@ -75,6 +75,48 @@ def test_a_replay_after_the_fix_folds_the_event_once_and_drops_the_resubmission(
     store.fold_records(log)
     assert store.state().email_channel.delivered == 2 + len(AFTER)
     assert store.state().dead_letters == ()
+
+
+DAYS_LATER = [event(n, 2 * 24 * 60 + n, "delivered") for n in range(6, 9)]  # past the 24 h horizon
+
+
+def test_a_replay_after_the_fix_drops_a_resubmitted_copy_that_came_days_after_its_original() -> None:
+    live = FaultyStore()
+    live.failing = [FAILING.event_id]
+    log = log_of([*BEFORE, FAILING, *AFTER, *DAYS_LATER])
+    live.fold_records(log)
+    live.failing = []  # the fix; then `dlq retry` puts the copy back, marked
+    log.append(LoggedRecord(0, len(log), log[1].key, resubmitted_copy(log[1].value), 0))
+    live.fold_records(log[-1:])
+    folded_once = 2 + len(AFTER) + len(DAYS_LATER)
+    assert live.state().email_channel.delivered == folded_once
+    assert live.state().dead_letters == ()
+
+    replay = FaultyStore()  # the same log from the start, the fix in the code
+    replay.fold_records(log)
+    assert replay.state().email_channel.delivered == folded_once
+    assert replay.state() == live.state()
+
+
+def test_a_replay_before_the_fix_sets_the_original_aside_again_and_folds_the_copy() -> None:
+    log = log_of([*BEFORE, FAILING, *AFTER, *DAYS_LATER])
+    log.append(LoggedRecord(0, len(log), log[1].key, resubmitted_copy(log[1].value), 0))
+    replay = FaultyStore()
+    replay.failing = [FAILING.event_id]
+    replay.fold_records(log[:-1])
+    replay.failing = []
+    replay.fold_records(log[-1:])
+    assert replay.state().email_channel.delivered == 2 + len(AFTER) + len(DAYS_LATER)
+    assert replay.state().dead_letters == ()
+
+
+def test_a_resubmitted_copy_is_the_event_marked_and_other_bytes_go_back_as_they_were() -> None:
+    copy = orjson.loads(resubmitted_copy(encode_event(FAILING)))
+    assert copy.pop("resubmitted") is True
+    assert copy == orjson.loads(encode_event(FAILING))
+    assert CanonicalEvent.model_validate_json(resubmitted_copy(encode_event(FAILING))).resubmitted
+    assert resubmitted_copy(b"not json") == b"not json"
+    assert resubmitted_copy(b"[1, 2]") == b"[1, 2]"
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7])
