@@ -4,7 +4,7 @@ On the embedded log `serve` runs the fold and the effector in its own process an
 On Kafka they run in the worker, so the projections service reads where they stand from the broker,
 before each scrape: the fold's lag is the events topic's end offsets minus what the live generation's
 fold group committed; the actions are counted by offsets too (emitted: the actions topic's records;
-handled: what the effector's group committed; dead-lettered: the records of the dead-letter topic).
+handled: what the effector's group committed; dead-lettered: the records of the dead-letter topics).
 A scrape never waits on the broker for more than `timeout_s`: the figures then say they are stale.
 """
 
@@ -29,6 +29,7 @@ class PipelineTopics:
     events: str
     actions: str
     actions_dead: str
+    events_dead: str
     fold_group: Callable[[], str]
     effects_group: str
 
@@ -43,6 +44,8 @@ class Positions:
     actions_handled: Offsets = field(default_factory=dict)
     dead_first: Offsets = field(default_factory=dict)
     dead_end: Offsets = field(default_factory=dict)
+    events_dead_first: Offsets = field(default_factory=dict)
+    events_dead_end: Offsets = field(default_factory=dict)
 
 
 def fold_lag(positions: Positions) -> dict[int, int]:
@@ -93,6 +96,8 @@ class PipelineWatch:
             actions_handled=await read.committed(topics.effects_group, topics.actions),
             dead_first=await read.first_offsets(topics.actions_dead),
             dead_end=await read.end_offsets(topics.actions_dead),
+            events_dead_first=await read.first_offsets(topics.events_dead),
+            events_dead_end=await read.end_offsets(topics.events_dead),
         )
 
     @property
@@ -136,6 +141,11 @@ class PipelineWatch:
             "tajo_actions_dead_lettered",
             "actions the effector gave up on (records held in the dead-letter topic)",
             value=sum(end - last.dead_first.get(p, 0) for p, end in last.dead_end.items()),
+        )
+        yield CounterMetricFamily(
+            "tajo_events_dead_lettered",
+            "events the fold set aside (records held in the events dead-letter topic)",
+            value=sum(end - last.events_dead_first.get(p, 0) for p, end in last.events_dead_end.items()),
         )
 
     async def close(self) -> None:

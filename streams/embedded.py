@@ -429,6 +429,7 @@ class EmbeddedRunner:
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self.folded = 0
+        self.dead_lettered = 0  # events set aside since start (for the metrics)
         self.position: int | None = None  # the next log offset to fold, once known (for the fold lag)
 
     async def start(self) -> None:
@@ -494,6 +495,7 @@ class EmbeddedRunner:
         for key, value in batch.states.items():
             self._on_change(key, value)
         self.folded += len(records)
+        self.dead_lettered += len(batch.dead)
         self.position = batch.next_offsets.get(PARTITION, self.position)
         return len(records)
 

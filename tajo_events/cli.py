@@ -104,6 +104,7 @@ def projections_app(pipeline: PipelineSettings, *, page: bool = True) -> web.App
         events=pipeline.events_topic,
         actions=pipeline.actions_topic,
         actions_dead=dead_topic(pipeline.actions_topic),
+        events_dead=dead_topic(pipeline.events_topic),
         fold_group=lambda: fold_app_id(pipeline.app_id, holder.current.version),
         effects_group=effects_app_id(pipeline.app_id),
     )

@@ -151,6 +151,11 @@ def _fold_metrics(telemetry: Telemetry, event_log: SqliteEventLog, runner: Embed
             lag.add_metric([str(PARTITION)], max(0, head[PARTITION] - runner.position))
         yield lag
         yield CounterMetricFamily("tajo_fold_records", "log records folded since start", value=runner.folded)
+        yield CounterMetricFamily(
+            "tajo_events_dead_lettered",
+            "events the fold set aside as dead letters (`tajo-events dlq list`), since start",
+            value=runner.dead_lettered,
+        )
 
     telemetry.before_scrape(read_head)
     telemetry.collect(families)

@@ -5,6 +5,7 @@ Real aiohttp servers and clients; the ingester on the SQLite log in `tmp_path`, 
 """
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -21,6 +22,8 @@ from projections.api import ApiSettings
 from projections.api import create_app as create_projections_app
 from projections.holder import ProjectionHolder
 from projections.store import ReadModel
+from schemas.brevo import canonicalize_all
+from streams.fold_faults import FAULT_VARIABLE
 from tajo_events.embedded import create_embedded_app
 from telemetry.metrics import ObservabilitySettings
 from tests.fakes.brevo_server import FakeBrevo
@@ -186,11 +189,12 @@ def serve_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     return brevo_at
 
 
-async def test_serve_metrics_fold_lag_reads_and_the_effector(
-    tmp_path: Path, serve_env: Callable[[str], None]
+async def test_serve_metrics_fold_lag_reads_the_effector_and_dead_letters(
+    tmp_path: Path, serve_env: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with FakeBrevo(api_key="xkeysib-observability-test-key") as brevo:
         serve_env(brevo.base_url)
+        monkeypatch.setenv(FAULT_VARIABLE, canonicalize_all(opened(4), datetime.now(UTC))[0].event_id)
         app = create_embedded_app(tmp_path / "data", API_TOKEN)
         async with TestClient(TestServer(app)) as client:
             assert (await client.get("/metrics")).status == 401
@@ -218,6 +222,7 @@ async def test_serve_metrics_fold_lag_reads_and_the_effector(
                 within=30,
             )
             assert value(found, "tajo_effector_actions_total", outcome="gave_up") == 1  # dead-lettered
+            assert value(found, "tajo_events_dead_lettered_total") == 1  # the fold of opened(4) raised
             assert value(found, "tajo_events_accepted_total", type="email.opened") == 5
             assert value(found, "tajo_append_seconds_count") == 7
             assert value(found, "tajo_projection_version") == 0

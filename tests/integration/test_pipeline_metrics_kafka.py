@@ -1,9 +1,10 @@
-"""The projections service's `/metrics` on Kafka shows the fold's lag and the effector's actions."""
+"""The projections service's `/metrics` on Kafka: the fold's lag, its dead letters, the effector's actions."""
 
 import re
 
 import pytest
 
+from streams.fold_faults import FAULT_VARIABLE
 from tajo_events.cli import projections_app
 from tajo_events.settings import PipelineSettings
 from tests.fakes.brevo_server import FakeBrevo
@@ -36,15 +37,20 @@ async def test_metrics_show_the_fold_lag_and_the_actions_carried_out_and_dead_le
         return samples(await response.text())
 
     customers = [f"lag{n}@example.com" for n in range(12)]
-    await pipeline.post([brevo_email("delivered", email=c) for c in customers])
+    ids = await pipeline.post([brevo_email("delivered", email=c) for c in customers])
     # no worker yet: every record is still to fold (a broker just started may take a moment to have a
     # group coordinator: until then the scrape says how old its figures are and shows none)
     before = await eventually(scrape, lambda figures: "tajo_fold_lag_records" in figures, within=60)
     assert sum(before["tajo_fold_lag_records"].values()) == len(customers)
+    assert before["tajo_events_dead_lettered_total"][None] == 0
     assert before["tajo_pipeline_positions_age_seconds"][None] >= 0
 
     async with FakeBrevo(api_key="brevo-key-for-tests") as brevo:
-        pipeline.worker_env = {"BREVO_API_KEY": "brevo-key-for-tests", "BREVO_API_BASE_URL": brevo.base_url}
+        pipeline.worker_env = {
+            "BREVO_API_KEY": "brevo-key-for-tests",
+            "BREVO_API_BASE_URL": brevo.base_url,
+            FAULT_VARIABLE: ids[3],  # the fold of one event raises: it is set aside
+        }
         brevo.fail_next("/transactionalSMS", 1, status=400)  # a refusal: the help SMS is dead-lettered
         pipeline.start_worker()
         await pipeline.post({"event": "sms_reply", "phone": "+33612340001", "text": "help", "ts": 1700000000})
@@ -57,6 +63,7 @@ async def test_metrics_show_the_fold_lag_and_the_actions_carried_out_and_dead_le
                 and not any(lag.values())
                 and figures.get("tajo_actions_emitted_total", {}).get(None) == 2
                 and figures.get("tajo_actions_handled_total", {}).get(None) == 2
+                and figures.get("tajo_events_dead_lettered_total", {}).get(None) == 1
             )
 
         after = await eventually(scrape, settled, within=120)
