@@ -50,6 +50,7 @@ class WorkerSettings:
     session_timeout_s: float = 30.0
     generation: int = 0
     stall_timeout_s: float = 60.0
+    rebalance_timeout_s: float = 60.0  # how long the broker waits for members to rejoin in a rebalance
 
     @property
     def changelog_topic(self) -> str:
@@ -124,6 +125,7 @@ def _app(settings: WorkerSettings, app_id: str, **options: Any) -> faust.App:
         producer_acks=-1,
         autodiscover=False,
         broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         **options,
     )

@@ -13,7 +13,8 @@ a recovery or a "wait for streams" that never ends; seen here as a worker that t
 partner's partitions and never became ready again). Faust counts the whole time from a revocation
 to "Worker ready" as rebalancing, so the partition watch stands aside then; a second watch takes
 over (`watch_transitions`): when the group generation and the changelog offsets recovery has read
-stay the same for `stall_timeout_s`, the worker exits the same way.
+stay the same for `stall_timeout_s` (and at least the broker's rebalance timeout plus the session
+timeout, as long as a healthy member may wait in a join), the worker exits the same way.
 """
 
 import logging
@@ -81,12 +82,28 @@ class TransitionWatch:
 
 
 def _transition_progress(app: faust.App) -> tuple[int, int, int, int, int]:
-    """What moves while a rebalance or recovery goes well: the generation, the changelog offsets read."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]
-    active = [offset for offset in recovery.active_offsets.values() if offset is not None]
-    standby = [offset for offset in recovery.standby_offsets.values() if offset is not None]
+    """What moves while a rebalance or recovery goes well: the generation, the changelog offsets read.
+
+    Faust makes its recovery service when first asked for it, bound to the asking thread's event loop:
+    this reads the one the table manager made, if it did, and never makes one.
+    """
     generation: int = app.consumer_generation_id
+    recovery = getattr(app.tables, "_recovery", None)
+    if recovery is None:
+        return generation, 0, 0, 0, 0
+    active = [offset for offset in list(recovery.active_offsets.values()) if offset is not None]
+    standby = [offset for offset in list(recovery.standby_offsets.values()) if offset is not None]
     return generation, len(active), sum(active), len(standby), sum(standby)
+
+
+def transition_limit(stall_timeout_s: float, rebalance_timeout_s: float, session_timeout_s: float) -> float:
+    """How long a transition may show no progress before the worker exits.
+
+    A healthy member waits in the group's join, its generation unchanged, for as long as the broker
+    waits for the slowest member to rejoin (the rebalance timeout) and then for a member gone silent
+    (the session timeout); only past both does standing still mean a hang here.
+    """
+    return max(stall_timeout_s, rebalance_timeout_s + session_timeout_s)
 
 
 def watch_for_stalls(
@@ -117,31 +134,42 @@ def watch_for_stalls(
     app.timer(interval=max(1.0, timeout_s / 6))(check_for_stalls)
 
 
-def watch_transitions(app: faust.App, timeout_s: float) -> threading.Thread | None:
+def watch_transitions(app: faust.App, stall_timeout_s: float) -> threading.Thread | None:
     """Starts the transition watch on a daemon thread of its own; a timeout of 0 turns it off.
 
     Not a Faust timer: Faust starts an app's timers only once its first table recovery is complete,
     and a hang in that first recovery is one to catch. A thread also sees a hang that blocks the
-    event loop. Until its first rebalance has ended the worker counts as in transition too.
+    event loop. Until its first rebalance has ended the worker counts as in transition too. It only
+    reads the app's attributes; an error in a reading is logged and the watch goes on.
     """
-    if timeout_s <= 0:
+    if stall_timeout_s <= 0:
         return None
-    watch = TransitionWatch(timeout_s)
+    conf = app.conf
+    limit = transition_limit(
+        stall_timeout_s, float(conf.broker_rebalance_timeout), float(conf.broker_session_timeout)
+    )
+    watch = TransitionWatch(limit)
+
+    def check() -> None:
+        if app.rebalancing or app.in_recovery or app.rebalancing_count == 0:
+            progress = _transition_progress(app)
+            if watch.stuck(progress, time.monotonic()):
+                log.error(
+                    "rebalance or recovery made no progress for %.0fs (generation %d); exiting to rejoin",
+                    limit,
+                    progress[0],
+                )
+                os._exit(STALLED_EXIT_CODE)
+        else:
+            watch.over()
 
     def run() -> None:
         while True:
-            time.sleep(max(1.0, timeout_s / 6))
-            if app.rebalancing or app.in_recovery or app.rebalancing_count == 0:
-                progress = _transition_progress(app)
-                if watch.stuck(progress, time.monotonic()):
-                    log.error(
-                        "rebalance or recovery made no progress for %.0fs (generation %d); exiting to rejoin",
-                        timeout_s,
-                        progress[0],
-                    )
-                    os._exit(STALLED_EXIT_CODE)
-            else:
-                watch.over()
+            time.sleep(max(1.0, stall_timeout_s / 6))
+            try:
+                check()
+            except Exception:  # a reading taken while Faust changed what it read: the next one will do
+                log.exception("the transition watch could not read the worker's state")
 
     thread = threading.Thread(target=run, name="transition-watch", daemon=True)
     thread.start()

@@ -55,6 +55,7 @@ def _worker_settings(pipeline: PipelineSettings, generation: int = 0) -> "Worker
         data_dir=pipeline.data_dir / f"worker-{os.getpid()}",
         session_timeout_s=pipeline.session_timeout_s,
         stall_timeout_s=pipeline.stall_timeout_s,
+        rebalance_timeout_s=pipeline.rebalance_timeout_s,
         generation=generation,
     )
 

@@ -57,6 +57,7 @@ class PipelineSettings:
     api_token: str | None = field(repr=False)
     session_timeout_s: float = 30.0
     stall_timeout_s: float = 60.0
+    rebalance_timeout_s: float = 60.0
     append_timeout_s: float = 3.0  # well inside the 5 s Brevo waits for an answer
     create_topics: bool = True  # false: the topics are made by hand, the services only check them
 
@@ -74,6 +75,7 @@ class PipelineSettings:
             api_token=env.get("TAJO_API_TOKEN") or None,
             session_timeout_s=_int(env, "TAJO_SESSION_TIMEOUT_S", 30),
             stall_timeout_s=_int(env, "TAJO_STALL_TIMEOUT_S", 60),
+            rebalance_timeout_s=_int(env, "TAJO_REBALANCE_TIMEOUT_S", 60),
             append_timeout_s=_seconds(env, "TAJO_APPEND_TIMEOUT_S", 3.0),
             create_topics=_flag(env, "TAJO_CREATE_TOPICS", default=True),
         )

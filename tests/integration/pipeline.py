@@ -53,6 +53,7 @@ class Pipeline:
                 "TAJO_DATA_DIR": str(self.tmp_path / "data"),
                 "TAJO_SESSION_TIMEOUT_S": "6",
                 "TAJO_STALL_TIMEOUT_S": "20",
+                "TAJO_REBALANCE_TIMEOUT_S": "20",  # a worker hung in a rebalance exits after 26 s
             }
             | self.worker_env
         )

@@ -23,6 +23,7 @@ async def test_a_worker_hung_at_the_end_of_a_rebalance_exits_and_its_restart_fol
         "PYTHONPATH": os.pathsep.join(p for p in (str(DRILL), os.environ.get("PYTHONPATH", "")) if p),
         "TAJO_TEST_HANG_ONCE": str(hung),
         "TAJO_STALL_TIMEOUT_S": "15",
+        "TAJO_REBALANCE_TIMEOUT_S": "8",  # 8 s + the 6 s session timeout: the watch's limit stays 15 s
     }
     worker = pipeline.start_worker()
     customers = [f"hang{n}@example.com" for n in range(8)]

@@ -1,6 +1,6 @@
 """The transition watch: a rebalance or recovery counts as stuck only when nothing of it moves."""
 
-from streams.stall import TransitionWatch
+from streams.stall import TransitionWatch, transition_limit
 
 
 def test_a_transition_whose_progress_stays_the_same_for_the_timeout_is_stuck() -> None:
@@ -25,3 +25,9 @@ def test_a_transition_that_ended_is_forgotten() -> None:
     watch.over()
     assert not watch.stuck((3,), now=25)  # the same generation, but a new transition began at 25
     assert watch.stuck((3,), now=45)
+
+
+def test_the_limit_covers_a_healthy_member_waiting_in_a_join() -> None:
+    assert transition_limit(60, 60, 30) == 90  # the defaults: rebalance timeout plus session timeout
+    assert transition_limit(120, 60, 30) == 120  # a longer stall timeout stands
+    assert transition_limit(15, 8, 6) == 15
