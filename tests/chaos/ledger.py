@@ -20,6 +20,7 @@ import orjson
 from ingest.auth import sign
 from samples.brevo import Raw, brevo_email
 from schemas.brevo import event_id
+from tests.processes import eventually
 
 CUSTOMERS = [f"chaos{n:02d}@example.com" for n in range(40)]
 SENDERS = 4
@@ -167,3 +168,23 @@ async def delivered_counts(session: aiohttp.ClientSession, base_url: str, token:
     except (aiohttp.ClientError, TimeoutError) as error:  # the views are not served yet
         return repr(error)
     return dict(zip(CUSTOMERS, counts, strict=True))
+
+
+async def settled_differences(
+    session: aiohttp.ClientSession, base_url: str, token: str, ledger: Ledger, *, within: float
+) -> dict[str, tuple[int, int]] | str:
+    """Waits (the changelog round trip) until every view under `base_url` shows its ledger count or one
+    overshoots it; returns the differences then (empty: none), or why the views could not be read.
+    Past `within`, the differences of a last reading: views that stay short of the ledger."""
+
+    async def differing() -> dict[str, tuple[int, int]] | str:
+        shown = await delivered_counts(session, base_url, token)
+        return shown if isinstance(shown, str) else differences(shown, ledger)
+
+    def settled(found: dict[str, tuple[int, int]] | str) -> bool:  # equal, or one already beyond
+        return not isinstance(found, str) and (not found or any(s > a for s, a in found.values()))
+
+    try:
+        return await eventually(differing, settled, within=within)
+    except AssertionError:  # some views stay short of the ledger: the caller lists them
+        return await differing()

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.chaos.ledger import Ledger, delivered_counts, describe, differences
+from tests.chaos.ledger import Ledger, describe, settled_differences
 from tests.chaos.services import Service
 from tests.processes import eventually, run_command
 
@@ -63,18 +63,7 @@ async def test_kill_9_of_serve_under_load_loses_and_doubles_nothing(tmp_path: Pa
         timeline.append(ledger.summary())
 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-            async def differing() -> dict[str, tuple[int, int]] | str:
-                shown = await delivered_counts(session, f"{serve.base_url}/api", API_TOKEN)
-                return shown if isinstance(shown, str) else differences(shown, ledger)
-
-            def settled(found: dict[str, tuple[int, int]] | str) -> bool:  # equal, or one already beyond
-                return not isinstance(found, str) and (not found or any(s > a for s, a in found.values()))
-
-            try:
-                found = await eventually(differing, settled, within=60)
-            except AssertionError:  # some views stay short of the ledger: listed below
-                found = await differing()
+            found = await settled_differences(session, f"{serve.base_url}/api", API_TOKEN, ledger, within=60)
     finally:
         await ledger.close()
         serve.stop()

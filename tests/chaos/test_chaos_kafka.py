@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from eventlog.kafka_reader import KafkaLogReader, committed_offsets
 from eventlog.port import LogUnavailable
 from tests.broker_command import Broker
-from tests.chaos.ledger import Ledger, delivered_counts, describe, differences
+from tests.chaos.ledger import Ledger, describe, settled_differences
 from tests.chaos.services import Service, Worker
 from tests.processes import eventually, run_command
 
@@ -190,18 +190,7 @@ async def views_match_the_ledger_and_replay_verifies(chaos: Chaos, ledger: Ledge
     await projections.start()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-            async def differing() -> dict[str, tuple[int, int]] | str:
-                shown = await delivered_counts(session, projections.base_url, API_TOKEN)
-                return shown if isinstance(shown, str) else differences(shown, ledger)
-
-            def settled(found: dict[str, tuple[int, int]] | str) -> bool:  # equal, or one already beyond
-                return not isinstance(found, str) and (not found or any(s > a for s, a in found.values()))
-
-            try:
-                found = await eventually(differing, settled, within=90)
-            except AssertionError:  # some views stay short of the ledger: listed below
-                found = await differing()
+            found = await settled_differences(session, projections.base_url, API_TOKEN, ledger, within=90)
     finally:
         projections.stop()
     code, out, err = await run_command(["replay", "--verify"], chaos.env, within=180)
