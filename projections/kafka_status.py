@@ -2,7 +2,7 @@
 
 from projections.holder import ProjectionHolder
 from projections.overview import ActionCounts, FoldPosition, ServiceHealth
-from projections.pipeline_watch import PipelineWatch, Positions, fold_lag
+from projections.pipeline_watch import PipelineWatch, Positions, fold_lag, held
 
 
 class KafkaStatus:
@@ -30,7 +30,7 @@ class KafkaStatus:
         detail = "handled by the workers' effector (carried out, or found done or not needed), by offsets"
         if last is None:
             return ActionCounts(None, None, detail)
-        dead = sum(end - last.dead_first.get(p, 0) for p, end in last.dead_end.items())
+        dead = held(last.dead_first, last.dead_end)
         handled = sum(last.actions_handled.values())
         return ActionCounts(max(0, handled - dead), dead, detail)
 

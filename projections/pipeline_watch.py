@@ -48,6 +48,11 @@ class Positions:
     events_dead_end: Offsets = field(default_factory=dict)
 
 
+def held(first: Offsets, end: Offsets) -> int:
+    """Records a topic holds: each partition's end minus its first offset still held."""
+    return sum(last - first.get(partition, 0) for partition, last in end.items())
+
+
 def fold_lag(positions: Positions) -> dict[int, int]:
     """Records of each events partition the fold group has not committed past (all, when it never did)."""
     return {p: max(0, end - positions.folded.get(p, 0)) for p, end in sorted(positions.events_end.items())}
@@ -140,12 +145,12 @@ class PipelineWatch:
         yield CounterMetricFamily(
             "tajo_actions_dead_lettered",
             "actions the effector gave up on (records held in the dead-letter topic)",
-            value=sum(end - last.dead_first.get(p, 0) for p, end in last.dead_end.items()),
+            value=held(last.dead_first, last.dead_end),
         )
         yield CounterMetricFamily(
             "tajo_events_dead_lettered",
             "events the fold set aside (records held in the events dead-letter topic)",
-            value=sum(end - last.events_dead_first.get(p, 0) for p, end in last.events_dead_end.items()),
+            value=held(last.events_dead_first, last.events_dead_end),
         )
 
     async def close(self) -> None:
