@@ -103,7 +103,7 @@ class Pipeline:
         test prints to tell a hang in a rebalance from a skipped record or a crashed fold."""
         parts = []
         for index, worker in enumerate(self.workers):
-            kept = [_story_line(line) for line in worker.output().splitlines() if _tells(line)]
+            kept = [told for line in worker.output().splitlines() if (told := _story_line(line))]
             parts.append(f"worker-{index} ({worker.log_path}):")
             parts.extend(kept[-lines_per_worker:])
         return "\n".join(parts)
@@ -119,22 +119,17 @@ _APP_PREFIX = re.compile(r"^test-[0-9a-f]{8}[.-]")
 _TOPIC_PARTITION = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
 
 
-def _tells(line: str) -> bool:
+def _story_line(line: str) -> str | None:
+    """The line shortened when it tells of groups, recovery, the supervisor or a warning; else None."""
     try:
         record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return bool(line.strip())  # a traceback or a line printed before logging was set up
+    except orjson.JSONDecodeError:  # a traceback or a line printed before logging was set up
+        return line[:300] if line.strip() else None
     if not isinstance(record, dict):
-        return False
+        return None
     logger = str(record.get("logger", ""))
-    return record.get("level") in {"WARNING", "ERROR", "CRITICAL"} or logger.startswith(_TOLD_LOGGERS)
-
-
-def _story_line(line: str) -> str:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return line[:300]
+    if record.get("level") not in {"WARNING", "ERROR", "CRITICAL"} and not logger.startswith(_TOLD_LOGGERS):
+        return None
     message = _TOPIC_PARTITION.sub(lambda m: f"{_APP_PREFIX.sub('', m[1])}/{m[2]}", str(record["message"]))
     when = str(record.get("time", ""))[11:23]
-    return f"{when} {record.get('pid')} {record.get('level')} {record.get('logger')}: {message[:300]}"
+    return f"{when} {record.get('pid')} {record.get('level')} {logger}: {message[:300]}"
